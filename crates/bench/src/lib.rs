@@ -1,0 +1,2 @@
+//! Benchmarks for `mobius bench <service>`.
+pub mod ledger;

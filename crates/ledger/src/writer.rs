@@ -1,0 +1,563 @@
+//! The sequencer: one thread owns the ledger's write connection. Handlers validate and hash
+//! their entries, then queue them here (bounded by bytes; full → 503). The thread drains
+//! whatever is queued, resolves idempotent refs, assigns dense indexes, extends the Merkle
+//! tree, seals blocks that fill up, and commits the whole group in ONE transaction (one
+//! fsync) before answering any request in it. Blocks are also sealed on a timer.
+//!
+//! Invariants:
+//! - An append is acknowledged only after its transaction committed.
+//! - Indexes are dense: the in-memory right edge is rolled back if a commit fails.
+//! - A checkpoint is signed only after a consistency proof from the previous signed
+//!   checkpoint to the new tree verifies against the stored hashes.
+//! - On PostgreSQL every transaction starts with the ledger's advisory lock and re-reads the
+//!   head, so several replicas can write without ever forking the log.
+
+use crate::db::{self, Block, DbHashes, Head};
+use crate::entry::PreparedEntry;
+use crate::shared::Shared;
+use mobius_core::merkle::{self, Hash, RightEdge};
+use mobius_core::note::NoteSigner;
+use mobius_core::time::now_ms;
+use mobius_store::{Conn, Param, StoreError};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// PostgreSQL advisory-lock key serialising ledger writers across replicas.
+pub const LEDGER_LOCK_KEY: i64 = 0x6d6f_6269_7573_4c47;
+
+/// What the sequencer answers for one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub id: Hash,
+    pub index: u64,
+    pub timestamp_ms: i64,
+    /// Tree size right after the commit that made this entry durable (or, for a duplicate,
+    /// at the time it was found).
+    pub tree_size: u64,
+    /// True when this was an idempotent re-submission of an existing entry.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum AppendError {
+    /// Entry `position` of the request reuses a (source, ref) with a different body.
+    Conflict {
+        position: usize,
+        existing_index: Option<u64>,
+    },
+    Store(StoreError),
+}
+
+pub type AppendResult = Result<Vec<Appended>, AppendError>;
+
+pub enum Job {
+    Append {
+        entries: Vec<PreparedEntry>,
+        queued_bytes: usize,
+        reply: oneshot::Sender<AppendResult>,
+    },
+    /// Seal now if anything is unsealed (tests, shutdown, operators).
+    Seal {
+        reply: oneshot::Sender<Result<Option<Block>, StoreError>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub block_interval: Duration,
+    pub block_max_entries: u64,
+    /// Entries committed per transaction at most.
+    pub max_group_entries: usize,
+}
+
+pub struct Writer {
+    conn: Conn,
+    st: State,
+}
+
+/// Everything but the connection, so a transaction closure can borrow both.
+struct State {
+    edge: RightEdge,
+    head: Head,
+    last_block: Option<Block>,
+    signer: Arc<NoteSigner>,
+    shared: Arc<Shared>,
+    config: WriterConfig,
+    hashes_buf: Vec<(u64, Hash)>,
+}
+
+enum Slot {
+    New(usize),
+    Existing(Appended),
+    /// Same (source, ref) and body as an earlier entry of this group.
+    SameAs(usize),
+}
+
+impl Writer {
+    /// Loads the head, the right edge (O(log n) reads) and the latest block.
+    pub fn open(
+        mut conn: Conn,
+        signer: Arc<NoteSigner>,
+        shared: Arc<Shared>,
+        config: WriterConfig,
+    ) -> Result<Self, StoreError> {
+        let head = db::head(&mut conn)?;
+        let edge = RightEdge::load(head.tree_size, &mut DbHashes(&mut conn)).map_err(tree_err)?;
+        let last_block = db::latest_block(&mut conn)?;
+        let mut w = Writer {
+            conn,
+            st: State {
+                edge,
+                head,
+                last_block,
+                signer,
+                shared,
+                config,
+                hashes_buf: Vec::new(),
+            },
+        };
+        w.st.publish(&mut w.conn)?;
+        Ok(w)
+    }
+
+    /// The thread body: runs until every sender is gone, then seals what is left.
+    pub fn run(mut self, rx: Receiver<Job>) {
+        let mut next_seal = Instant::now() + self.st.config.block_interval;
+        loop {
+            let timeout = next_seal.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(timeout) {
+                Ok(first) => {
+                    let mut appends = Vec::new();
+                    let mut seals = Vec::new();
+                    let mut entries = 0;
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Append {
+                                entries: e,
+                                queued_bytes,
+                                reply,
+                            } => {
+                                entries += e.len();
+                                appends.push((e, queued_bytes, reply));
+                            }
+                            Job::Seal { reply } => seals.push(reply),
+                        }
+                        if entries < self.st.config.max_group_entries {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if !appends.is_empty() {
+                        self.append_group(appends);
+                    }
+                    for reply in seals {
+                        let _ = reply.send(self.seal_now());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Err(e) = self.seal_now() {
+                        mobius_http::log::error(
+                            "final seal failed",
+                            &[("error", json!(e.to_string()))],
+                        );
+                    }
+                    return;
+                }
+            }
+            if Instant::now() >= next_seal {
+                if let Err(e) = self.seal_now() {
+                    mobius_http::log::error(
+                        "block seal failed",
+                        &[("error", json!(e.to_string()))],
+                    );
+                }
+                next_seal = Instant::now() + self.st.config.block_interval;
+            }
+        }
+    }
+
+    /// Seals a block now if there are unsealed entries.
+    fn seal_now(&mut self) -> Result<Option<Block>, StoreError> {
+        let before = self.st.snapshot();
+        let now = now_ms();
+        let st = &mut self.st;
+        let result = self.conn.transaction(|c| {
+            c.lock_for_write(LEDGER_LOCK_KEY)?;
+            st.sync_head(c)?;
+            if st.head.tree_size == st.head.sealed_size {
+                return Ok(None);
+            }
+            let block = st.seal_in_tx(c, now)?;
+            db::set_head(c, st.head)?;
+            Ok(Some(block))
+        });
+        match result {
+            Ok(b) => {
+                self.st.publish(&mut self.conn)?;
+                Ok(b)
+            }
+            Err(e) => {
+                self.st.restore(before);
+                Err(e)
+            }
+        }
+    }
+
+    fn append_group(
+        &mut self,
+        jobs: Vec<(Vec<PreparedEntry>, usize, oneshot::Sender<AppendResult>)>,
+    ) {
+        let started = Instant::now();
+        let before = self.st.snapshot();
+        let queued: usize = jobs.iter().map(|j| j.1).sum();
+        let (entry_lists, replies): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|(e, _, r)| (e, r)).unzip();
+        let now = now_ms();
+        let st = &mut self.st;
+        let result = self.conn.transaction(|c| {
+            c.lock_for_write(LEDGER_LOCK_KEY)?;
+            st.sync_head(c)?;
+            st.plan_and_write(c, &entry_lists, now)
+        });
+        self.st
+            .shared
+            .queued_bytes
+            .fetch_sub(queued, Ordering::AcqRel);
+        match result {
+            Ok(results) => {
+                let new_entries: u64 = results
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .map(|v| v.iter().filter(|a| !a.duplicate).count() as u64)
+                    .sum();
+                if let Err(e) = self.st.publish(&mut self.conn) {
+                    mobius_http::log::error(
+                        "publishing ledger head failed",
+                        &[("error", json!(e.to_string()))],
+                    );
+                }
+                let shared = &self.st.shared;
+                shared
+                    .appended_total
+                    .fetch_add(new_entries, Ordering::Relaxed);
+                shared.commit_seconds.observe(started.elapsed());
+                shared.commit_entries.observe_count(new_entries);
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                self.st.restore(before);
+                mobius_http::log::error("ledger commit failed", &[("error", json!(e.to_string()))]);
+                for reply in replies {
+                    let _ = reply.send(Err(AppendError::Store(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    fn snapshot(&self) -> (RightEdge, Head, Option<Block>) {
+        (self.edge.clone(), self.head, self.last_block.clone())
+    }
+
+    /// Rolls the in-memory tree state back after a failed commit, keeping indexes dense.
+    fn restore(&mut self, s: (RightEdge, Head, Option<Block>)) {
+        (self.edge, self.head, self.last_block) = s;
+    }
+
+    /// Makes committed state visible to readers and metrics.
+    fn publish(&mut self, conn: &mut Conn) -> Result<(), StoreError> {
+        self.shared
+            .tree_size
+            .store(self.head.tree_size, Ordering::Release);
+        self.shared
+            .sealed_size
+            .store(self.head.sealed_size, Ordering::Release);
+        let oldest = if self.head.tree_size > self.head.sealed_size {
+            db::timestamp_of(conn, self.head.sealed_size)?.unwrap_or(0)
+        } else {
+            0
+        };
+        self.shared
+            .oldest_unsealed_ms
+            .store(oldest, Ordering::Release);
+        if let Some(b) = &self.last_block {
+            self.shared
+                .block_height
+                .store(b.height + 1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the head inside the write transaction; reloads the in-memory tree state if
+    /// another writer (a PostgreSQL replica) moved it.
+    fn sync_head(&mut self, c: &mut Conn) -> Result<(), StoreError> {
+        let c_head = db::head(c)?;
+        if c_head != self.head || self.edge.size() != c_head.tree_size {
+            self.edge = RightEdge::load(c_head.tree_size, &mut DbHashes(c)).map_err(tree_err)?;
+            self.last_block = db::latest_block(c)?;
+            self.head = c_head;
+        }
+        Ok(())
+    }
+
+    /// Seals the entries since the last block (inside the caller's transaction).
+    fn seal_in_tx(&mut self, c: &mut Conn, now: i64) -> Result<Block, StoreError> {
+        let size = self.edge.size();
+        let root = self.edge.root();
+        let (height, prev_hash, first_index) = match &self.last_block {
+            Some(prev) => {
+                // Never sign a checkpoint inconsistent with the previous one.
+                let proof = merkle::consistency_proof(prev.tree_size, size, &mut DbHashes(c))
+                    .map_err(tree_err)?;
+                merkle::verify_consistency(prev.tree_size, size, &prev.root_hash, &root, &proof).map_err(|e| {
+                    StoreError::other(format!(
+                        "refusing to sign: tree of size {size} is not consistent with the signed checkpoint of size {}: {e}",
+                        prev.tree_size
+                    ))
+                })?;
+                (prev.height + 1, prev.block_hash, prev.tree_size)
+            }
+            None => (0, [0u8; 32], 0),
+        };
+        let mut block = Block {
+            height,
+            first_index,
+            entry_count: size - first_index,
+            tree_size: size,
+            root_hash: root,
+            prev_block_hash: prev_hash,
+            block_hash: [0; 32],
+            sealed_at_ms: now,
+            checkpoint: self.signer.sign_checkpoint(size, &root),
+        };
+        block.block_hash = block.compute_hash();
+        db::insert_block(c, &block)?;
+        self.head.sealed_size = size;
+        self.last_block = Some(block.clone());
+        Ok(block)
+    }
+
+    /// Resolves refs, assigns indexes and writes every accepted entry. Returns one result per
+    /// job; a job with a conflicting ref writes nothing and does not affect the others.
+    fn plan_and_write(
+        &mut self,
+        c: &mut Conn,
+        jobs: &[Vec<PreparedEntry>],
+        now: i64,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        // (source, ref) → (fingerprint, where it was decided in this group).
+        let mut group_refs: HashMap<
+            (&str, &str),
+            (Option<Hash>, Result<Appended, (usize, usize)>),
+        > = HashMap::new();
+        let mut plans: Vec<Result<Vec<Slot>, AppendError>> = Vec::with_capacity(jobs.len());
+
+        for (j, entries) in jobs.iter().enumerate() {
+            let mut slots = Vec::with_capacity(entries.len());
+            let mut local: HashMap<(&str, &str), (Option<Hash>, usize)> = HashMap::new();
+            let mut conflict = None;
+            for (pos, e) in entries.iter().enumerate() {
+                let Some(r) = e.reference.as_deref() else {
+                    slots.push(Slot::New(pos));
+                    continue;
+                };
+                let key = (e.source.as_str(), r);
+                if let Some((fp, p)) = local.get(&key) {
+                    if *fp != e.fingerprint {
+                        conflict = Some(AppendError::Conflict {
+                            position: pos,
+                            existing_index: None,
+                        });
+                        break;
+                    }
+                    slots.push(Slot::SameAs(*p));
+                    continue;
+                }
+                let existing = match group_refs.get(&key) {
+                    Some((fp, Ok(a))) => Some((*fp, *a)),
+                    Some((fp, Err(_))) => Some((
+                        *fp,
+                        Appended {
+                            id: [0; 32],
+                            index: u64::MAX,
+                            timestamp_ms: 0,
+                            tree_size: 0,
+                            duplicate: true,
+                        },
+                    )),
+                    None => db::find_ref(c, key.0, key.1)?.map(|x| {
+                        (
+                            x.fingerprint,
+                            Appended {
+                                id: x.id,
+                                index: x.index,
+                                timestamp_ms: x.timestamp_ms,
+                                tree_size: self.head.tree_size,
+                                duplicate: true,
+                            },
+                        )
+                    }),
+                };
+                match existing {
+                    Some((fp, _)) if fp != e.fingerprint => {
+                        let idx = existing.map(|(_, a)| a.index).filter(|i| *i != u64::MAX);
+                        conflict = Some(AppendError::Conflict {
+                            position: pos,
+                            existing_index: idx,
+                        });
+                        break;
+                    }
+                    Some((_, a)) => slots.push(if a.index == u64::MAX {
+                        // Decided earlier in this group by another request: resolved below.
+                        Slot::SameAs(usize::MAX)
+                    } else {
+                        Slot::Existing(a)
+                    }),
+                    None => {
+                        local.insert(key, (e.fingerprint, pos));
+                        slots.push(Slot::New(pos));
+                    }
+                }
+            }
+            match conflict {
+                Some(err) => plans.push(Err(err)),
+                None => {
+                    for (key, (fp, pos)) in local {
+                        group_refs.insert(key, (fp, Err((j, pos))));
+                    }
+                    plans.push(Ok(slots));
+                }
+            }
+        }
+
+        // Assign indexes and write, in request order.
+        let mut type_counts: HashMap<&str, i64> = HashMap::new();
+        let mut results: Vec<AppendResult> = Vec::with_capacity(jobs.len());
+        let mut decided: HashMap<(&str, &str), Appended> = HashMap::new();
+        for (j, plan) in plans.into_iter().enumerate() {
+            let slots = match plan {
+                Ok(s) => s,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let entries = &jobs[j];
+            let mut out: Vec<Appended> = Vec::with_capacity(slots.len());
+            for (pos, slot) in slots.iter().enumerate() {
+                let a = match slot {
+                    Slot::Existing(a) => *a,
+                    Slot::SameAs(p) if *p != usize::MAX => Appended {
+                        duplicate: true,
+                        ..out[*p]
+                    },
+                    Slot::SameAs(_) => {
+                        let e = &entries[pos];
+                        let key = (e.source.as_str(), e.reference.as_deref().unwrap_or(""));
+                        match decided.get(&key) {
+                            Some(a) => Appended {
+                                duplicate: true,
+                                ..*a
+                            },
+                            None => {
+                                return Err(StoreError::other("internal: unresolved duplicate ref"));
+                            }
+                        }
+                    }
+                    Slot::New(p) => {
+                        let e = &entries[*p];
+                        let index = self.edge.size();
+                        self.write_entry(c, e, index)?;
+                        *type_counts.entry(e.entry_type.as_str()).or_insert(0) += 1;
+                        if let Some(s) = &e.subject {
+                            c.execute(
+                                "INSERT INTO ledger_subjects (subject, first_index) VALUES ($1, $2) ON CONFLICT (subject) DO NOTHING",
+                                &[Param::Text(s), Param::Int(db::to_i64(index)?)],
+                            )?;
+                        }
+                        let a = Appended {
+                            id: e.leaf_hash,
+                            index,
+                            timestamp_ms: e.timestamp_ms,
+                            tree_size: 0,
+                            duplicate: false,
+                        };
+                        if let Some(r) = e.reference.as_deref() {
+                            decided.insert((e.source.as_str(), r), a);
+                        }
+                        // Count-based seal: a block holds at most block_max_entries.
+                        if self.edge.size() - self.head.sealed_size >= self.config.block_max_entries
+                        {
+                            self.seal_in_tx(c, now)?;
+                        }
+                        a
+                    }
+                };
+                out.push(a);
+            }
+            results.push(Ok(out));
+        }
+        for (t, n) in type_counts {
+            c.execute(
+                "INSERT INTO ledger_type_counts (type, count) VALUES ($1, $2) \
+                 ON CONFLICT (type) DO UPDATE SET count = ledger_type_counts.count + excluded.count",
+                &[Param::Text(t), Param::Int(n)],
+            )?;
+        }
+        self.head.tree_size = self.edge.size();
+        db::set_head(c, self.head)?;
+        let size = self.head.tree_size;
+        for r in results.iter_mut().flatten() {
+            for a in r.iter_mut() {
+                a.tree_size = size;
+            }
+        }
+        Ok(results)
+    }
+
+    fn write_entry(
+        &mut self,
+        c: &mut Conn,
+        e: &PreparedEntry,
+        index: u64,
+    ) -> Result<(), StoreError> {
+        let idx = db::to_i64(index)?;
+        c.execute(
+            "INSERT INTO ledger_entries (idx, id, type, subject, source, ref, fingerprint, timestamp_ms, leaf_data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                Param::Int(idx),
+                Param::Bytes(&e.leaf_hash),
+                Param::Text(&e.entry_type),
+                e.subject.as_deref().into(),
+                Param::Text(&e.source),
+                e.reference.as_deref().into(),
+                e.fingerprint.as_ref().map(|f| Param::Bytes(f)).unwrap_or(Param::Null),
+                Param::Int(e.timestamp_ms),
+                Param::Bytes(&e.leaf_data),
+            ],
+        )?;
+        self.hashes_buf.clear();
+        self.edge.append(e.leaf_hash, &mut self.hashes_buf);
+        for (n, h) in &self.hashes_buf {
+            c.execute(
+                "INSERT INTO ledger_hashes (n, hash) VALUES ($1, $2)",
+                &[Param::Int(db::to_i64(*n)?), Param::Bytes(h)],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub fn tree_err<E: std::fmt::Display>(e: merkle::TreeError<E>) -> StoreError {
+    StoreError::other(format!("merkle tree: {e}"))
+}

@@ -1,0 +1,379 @@
+//! Command implementations: starting services, tokens, migrations, verification.
+
+use crate::config::{Config, ensure_data_dir};
+use mobius_core::note::{NoteSigner, NoteVerifier};
+use mobius_core::time::now_ms;
+use mobius_http::auth::{self, Authenticator, Role};
+use mobius_http::health::Health;
+use mobius_http::log;
+use mobius_ledger::{Ledger, keys, routes};
+use mobius_store::{Conn, Pool};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Holds the data directory's lock file for as long as the process runs: two processes
+/// writing one SQLite ledger would each believe they own the sequence.
+struct DataDirLock(#[allow(dead_code)] std::fs::File);
+
+fn lock_data_dir(cfg: &Config) -> Result<Option<DataDirLock>, String> {
+    if cfg.store.is_postgres() {
+        return Ok(None); // PostgreSQL replicas coordinate through advisory locks instead.
+    }
+    let path = cfg.data.join("mobius.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(DataDirLock(f))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another mobius process is using {}; stop it first or use another --data directory",
+            cfg.data.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("lock {}: {e}", path.display())),
+    }
+}
+
+fn connect_migrated(cfg: &Config) -> Result<Conn, String> {
+    let mut conn = cfg.store.connect().map_err(|e| e.to_string())?;
+    let applied = mobius_store::migrate(&mut conn, now_ms()).map_err(|e| e.to_string())?;
+    if !applied.is_empty() {
+        log::info(
+            "store migrated",
+            &[
+                ("versions", json!(applied)),
+                ("store", json!(cfg.store.masked())),
+            ],
+        );
+    }
+    Ok(conn)
+}
+
+pub fn migrate(cfg: &Config) -> Result<(), String> {
+    if !cfg.store.is_postgres() {
+        ensure_data_dir(&cfg.data)?;
+    }
+    let mut conn = cfg.store.connect().map_err(|e| e.to_string())?;
+    let applied = mobius_store::migrate(&mut conn, now_ms()).map_err(|e| e.to_string())?;
+    let version = mobius_store::schema_version(&mut conn).map_err(|e| e.to_string())?;
+    println!("schema version {version}; applied {applied:?}");
+    Ok(())
+}
+
+/// Makes sure `<data>/operator.token` holds a working operator token (SPEC §2).
+fn ensure_operator_token(cfg: &Config, conn: &mut Conn) -> Result<PathBuf, String> {
+    let path = cfg.operator_token_file();
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        match auth::lookup_token(conn, existing.trim(), now_ms()).map_err(|e| e.to_string())? {
+            Some((p, _)) if p.role == Role::Operator => return Ok(path),
+            _ => log::warn(
+                "operator token file does not match a live operator token in the store; minting a new one",
+                &[("file", json!(path.display().to_string()))],
+            ),
+        }
+    }
+    let t = auth::create_token(conn, Role::Operator, "ops", None, now_ms())
+        .map_err(|e| e.to_string())?;
+    keys::write_secret(&path, format!("{}\n", t.token).as_bytes())?;
+    log::info(
+        "operator token created",
+        &[
+            ("file", json!(path.display().to_string())),
+            ("token_id", json!(t.id)),
+        ],
+    );
+    Ok(path)
+}
+
+fn signer(cfg: &Config) -> Result<NoteSigner, String> {
+    let seed = keys::load_or_create_seed(&cfg.signing_key_file)?;
+    NoteSigner::from_seed(&cfg.ledger.origin, &seed).map_err(|e| format!("ledger.origin: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `mobius up` / `mobius serve ledger`.
+pub fn up(
+    common: &crate::config::CommonOpts,
+    serve: &crate::config::ServeOpts,
+) -> Result<(), String> {
+    let cfg = Config::resolve(common, Some(serve))?;
+    ensure_data_dir(&cfg.data)?;
+    let _lock = lock_data_dir(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mobius-worker")
+        .build()
+        .map_err(|e| format!("start runtime: {e}"))?;
+    rt.block_on(serve_all(cfg))
+}
+
+async fn serve_all(cfg: Config) -> Result<(), String> {
+    let c2 = cfg.clone();
+    let (signer, token_file) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let mut conn = connect_migrated(&c2)?;
+        let token_file = ensure_operator_token(&c2, &mut conn)?;
+        Ok((signer(&c2)?, token_file))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+
+    let store = cfg.store.clone();
+    let lcfg = cfg.ledger.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(store, signer, lcfg))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("open ledger: {e}"))?;
+    let authenticator = Authenticator::new(Pool::new(cfg.store.clone(), 4));
+
+    let health = Health::new(mobius_ledger::SERVICE);
+    mobius_http::health::spawn_store_probe(
+        health.clone(),
+        ledger.pool.clone(),
+        Duration::from_secs(2),
+    );
+    health.set_ready(true);
+    let app = routes::router(
+        routes::LedgerApi {
+            ledger: ledger.clone(),
+            auth: authenticator,
+        },
+        health,
+    );
+
+    let addr = format!("{}:{}", cfg.bind, cfg.ledger_port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        format!(
+            "listen on {addr} for ledger-api: {e} (is another stack running? try --port-offset)"
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{local}");
+
+    let endpoints = json!({"services": {"ledger-api": url}, "pid": std::process::id()});
+    let _ = std::fs::write(cfg.data.join("endpoints.json"), endpoints.to_string());
+    log::info(
+        "listening",
+        &[
+            ("service", json!(mobius_ledger::SERVICE)),
+            ("url", json!(url)),
+        ],
+    );
+    eprintln!(
+        "\nMobius is up.\n\n  SERVICE       URL\n  ledger-api    {url}\n\n  data directory   {}\n  store            {}\n  operator token   {}\n\nStop with Ctrl-C (SIGINT) or SIGTERM.\n",
+        cfg.data.display(),
+        cfg.store.masked(),
+        token_file.display()
+    );
+
+    let served = mobius_http::serve(listener, app, shutdown_signal()).await;
+    log::info("shutting down: draining the sequencer", &[]);
+    let l = ledger.clone();
+    let _ = tokio::task::spawn_blocking(move || l.shutdown()).await;
+    let _ = std::fs::remove_file(cfg.data.join("endpoints.json"));
+    log::info("stopped", &[]);
+    served.map_err(|e| format!("server error: {e}"))
+}
+
+pub fn token_create(
+    cfg: &Config,
+    role: Role,
+    subject: &str,
+    ttl_s: Option<i64>,
+    json_out: bool,
+) -> Result<(), String> {
+    if subject.is_empty()
+        || subject.len() > 64
+        || !subject
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err("--subject must be 1-64 characters of [A-Za-z0-9_.-]".into());
+    }
+    if ttl_s.is_some_and(|t| t <= 0) {
+        return Err("--ttl-s must be positive".into());
+    }
+    if !cfg.store.is_postgres() {
+        ensure_data_dir(&cfg.data)?;
+    }
+    let mut conn = connect_migrated(cfg)?;
+    let t =
+        auth::create_token(&mut conn, role, subject, ttl_s, now_ms()).map_err(|e| e.to_string())?;
+    if json_out {
+        println!("{}", serde_json::to_string(&t).unwrap_or_default());
+    } else {
+        eprintln!(
+            "token {} for {}:{} (shown once; store it securely)",
+            t.id,
+            role.as_str(),
+            subject
+        );
+        println!("{}", t.token);
+    }
+    Ok(())
+}
+
+/// The verifier for offline verification: `--key`, else the data directory's signing key,
+/// else the key recorded in the store.
+fn offline_verifier(
+    cfg: &Config,
+    conn: &mut Conn,
+    key: Option<&str>,
+) -> Result<NoteVerifier, String> {
+    if let Some(k) = key {
+        return NoteVerifier::parse(k).map_err(|e| format!("--key: {e}"));
+    }
+    if cfg.signing_key_file.exists() {
+        let s = signer(cfg)?;
+        return Ok(s.verifier());
+    }
+    let stored =
+        mobius_ledger::db::setting(conn, "ledger.verifier_key").map_err(|e| e.to_string())?;
+    let k = stored.ok_or(
+        "no signing key in the data directory and no key recorded in the store; pass --key",
+    )?;
+    NoteVerifier::parse(&k).map_err(|e| format!("stored verifier key: {e}"))
+}
+
+pub fn verify_offline(cfg: &Config, key: Option<&str>, json_out: bool) -> Result<(), String> {
+    if let mobius_store::StoreConfig::Sqlite { path } = &cfg.store {
+        if !path.exists() {
+            return Err(format!(
+                "no ledger at {}: pass --data or --store",
+                path.display()
+            ));
+        }
+    }
+    let mut conn = cfg.store.connect().map_err(|e| e.to_string())?;
+    let verifier = offline_verifier(cfg, &mut conn, key)?;
+    let mut last_report = std::time::Instant::now();
+    let result = mobius_ledger::verify::verify_store(&mut conn, &verifier, |done, total| {
+        if !json_out && last_report.elapsed() > Duration::from_secs(2) {
+            eprintln!("  verified {done} of {total} entries");
+            last_report = std::time::Instant::now();
+        }
+    });
+    match result {
+        Ok(r) => {
+            let rate = r.entries as f64 / r.elapsed.as_secs_f64().max(1e-9);
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"ok": true, "entries": r.entries, "blocks": r.blocks, "tree_size": r.tree_size,
+                           "root_hash": hex::encode(r.root), "seconds": r.elapsed.as_secs_f64(), "entries_per_second": rate})
+                );
+            } else {
+                println!(
+                    "OK: {} entries and {} blocks verified (root {}) in {:.2} s ({:.0} entries/s)",
+                    r.entries,
+                    r.blocks,
+                    hex::encode(r.root),
+                    r.elapsed.as_secs_f64(),
+                    rate
+                );
+            }
+            Ok(())
+        }
+        Err(f) => {
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"ok": false, "first_bad_index": f.index, "error": f.message})
+                );
+            }
+            Err(format!("verification FAILED: {f}"))
+        }
+    }
+}
+
+fn default_state_path(url: &str) -> PathBuf {
+    let host: String = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".mobius")
+        .join("witness")
+        .join(format!("{host}.json"))
+}
+
+pub fn verify_remote(
+    url: &str,
+    key: Option<&str>,
+    state: Option<PathBuf>,
+    samples: usize,
+    json_out: bool,
+) -> Result<(), String> {
+    let state_path = state.unwrap_or_else(|| default_state_path(url));
+    match mobius_ledger::witness::witness(url, Path::new(&state_path), key, samples) {
+        Ok(r) => {
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"ok": true, "tree_size": r.tree_size, "previous_size": r.previous_size, "root_hash": hex::encode(r.root),
+                           "checked_indexes": r.checked_indexes, "key_pinned_now": r.key_pinned_now,
+                           "verifier_key": r.state.verifier_key, "state": state_path.display().to_string()})
+                );
+            } else {
+                if r.key_pinned_now {
+                    eprintln!(
+                        "note: no key was pinned; trusting {} from now on (pass --key to pin it yourself)",
+                        r.state.verifier_key
+                    );
+                }
+                match r.previous_size {
+                    Some(p) => println!(
+                        "OK: checkpoint of size {} is signed and consistent with the verified size {p}",
+                        r.tree_size
+                    ),
+                    None => println!(
+                        "OK: checkpoint of size {} is signed (first check: nothing to compare yet)",
+                        r.tree_size
+                    ),
+                }
+                println!(
+                    "    {} entries spot-checked with inclusion proofs; state saved in {}",
+                    r.checked_indexes.len(),
+                    state_path.display()
+                );
+            }
+            Ok(())
+        }
+        Err(f) => {
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"ok": false, "first_bad_index": f.index, "error": f.message})
+                );
+            }
+            Err(format!("verification FAILED: {f}"))
+        }
+    }
+}

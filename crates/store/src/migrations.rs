@@ -1,0 +1,204 @@
+//! Versioned schema migrations. Each migration has one SQL text per backend; versions are
+//! applied in order, each in its own transaction, and recorded in `schema_migrations`.
+//! A database whose schema is newer than this binary is refused rather than guessed at.
+
+use crate::{Backend, Conn, ErrorKind, Param, StoreError};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// Advisory-lock key that serialises concurrent migrators on PostgreSQL.
+const MIGRATION_LOCK_KEY: i64 = 0x6d6f_6269_7573_0001;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "ledger and operator tokens",
+    sqlite: r#"
+CREATE TABLE ledger_entries (
+    idx          INTEGER PRIMARY KEY,
+    id           BLOB    NOT NULL,
+    type         TEXT    NOT NULL,
+    subject      TEXT,
+    source       TEXT    NOT NULL,
+    ref          TEXT,
+    fingerprint  BLOB,
+    timestamp_ms INTEGER NOT NULL,
+    leaf_data    BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX ledger_entries_id ON ledger_entries (id);
+CREATE UNIQUE INDEX ledger_entries_ref ON ledger_entries (source, ref) WHERE ref IS NOT NULL;
+CREATE INDEX ledger_entries_subject ON ledger_entries (subject, idx) WHERE subject IS NOT NULL;
+CREATE INDEX ledger_entries_type ON ledger_entries (type, idx);
+CREATE INDEX ledger_entries_source ON ledger_entries (source, idx);
+CREATE TABLE ledger_hashes (
+    n    INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL
+);
+CREATE TABLE ledger_blocks (
+    height          INTEGER PRIMARY KEY,
+    first_index     INTEGER NOT NULL UNIQUE,
+    entry_count     INTEGER NOT NULL,
+    tree_size       INTEGER NOT NULL,
+    root_hash       BLOB    NOT NULL,
+    prev_block_hash BLOB    NOT NULL,
+    block_hash      BLOB    NOT NULL,
+    sealed_at_ms    INTEGER NOT NULL,
+    checkpoint      TEXT    NOT NULL
+);
+CREATE TABLE ledger_head (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    tree_size   INTEGER NOT NULL,
+    sealed_size INTEGER NOT NULL
+);
+INSERT INTO ledger_head (id, tree_size, sealed_size) VALUES (1, 0, 0);
+CREATE TABLE ledger_type_counts (
+    type  TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+CREATE TABLE ledger_subjects (
+    subject     TEXT PRIMARY KEY,
+    first_index INTEGER NOT NULL
+);
+CREATE TABLE auth_tokens (
+    id            TEXT PRIMARY KEY,
+    token_hash    BLOB    NOT NULL UNIQUE,
+    role          TEXT    NOT NULL,
+    subject       TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER,
+    revoked_at_ms INTEGER
+);
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+    postgres: r#"
+CREATE TABLE ledger_entries (
+    idx          BIGINT PRIMARY KEY,
+    id           BYTEA  NOT NULL,
+    type         TEXT   NOT NULL,
+    subject      TEXT,
+    source       TEXT   NOT NULL,
+    ref          TEXT,
+    fingerprint  BYTEA,
+    timestamp_ms BIGINT NOT NULL,
+    leaf_data    BYTEA  NOT NULL
+);
+CREATE UNIQUE INDEX ledger_entries_id ON ledger_entries (id);
+CREATE UNIQUE INDEX ledger_entries_ref ON ledger_entries (source, ref) WHERE ref IS NOT NULL;
+CREATE INDEX ledger_entries_subject ON ledger_entries (subject, idx) WHERE subject IS NOT NULL;
+CREATE INDEX ledger_entries_type ON ledger_entries (type, idx);
+CREATE INDEX ledger_entries_source ON ledger_entries (source, idx);
+CREATE TABLE ledger_hashes (
+    n    BIGINT PRIMARY KEY,
+    hash BYTEA NOT NULL
+);
+CREATE TABLE ledger_blocks (
+    height          BIGINT PRIMARY KEY,
+    first_index     BIGINT NOT NULL UNIQUE,
+    entry_count     BIGINT NOT NULL,
+    tree_size       BIGINT NOT NULL,
+    root_hash       BYTEA  NOT NULL,
+    prev_block_hash BYTEA  NOT NULL,
+    block_hash      BYTEA  NOT NULL,
+    sealed_at_ms    BIGINT NOT NULL,
+    checkpoint      TEXT   NOT NULL
+);
+CREATE TABLE ledger_head (
+    id          BIGINT PRIMARY KEY CHECK (id = 1),
+    tree_size   BIGINT NOT NULL,
+    sealed_size BIGINT NOT NULL
+);
+INSERT INTO ledger_head (id, tree_size, sealed_size) VALUES (1, 0, 0);
+CREATE TABLE ledger_type_counts (
+    type  TEXT PRIMARY KEY,
+    count BIGINT NOT NULL
+);
+CREATE TABLE ledger_subjects (
+    subject     TEXT PRIMARY KEY,
+    first_index BIGINT NOT NULL
+);
+CREATE TABLE auth_tokens (
+    id            TEXT PRIMARY KEY,
+    token_hash    BYTEA  NOT NULL UNIQUE,
+    role          TEXT   NOT NULL,
+    subject       TEXT   NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT,
+    revoked_at_ms BIGINT
+);
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+}];
+
+fn ensure_table(conn: &mut Conn) -> Result<(), StoreError> {
+    conn.batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version       BIGINT PRIMARY KEY,
+            name          TEXT   NOT NULL,
+            applied_at_ms BIGINT NOT NULL
+        )",
+    )
+}
+
+/// The highest applied migration version (0 for an empty store).
+pub fn schema_version(conn: &mut Conn) -> Result<i64, StoreError> {
+    ensure_table(conn)?;
+    let row = conn.query_opt(
+        "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+        &[],
+    )?;
+    match row {
+        Some(r) => r.i64(0),
+        None => Ok(0),
+    }
+}
+
+/// Applies every pending migration. Returns the versions applied (empty when up to date).
+pub fn migrate(conn: &mut Conn, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+    ensure_table(conn)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    let mut applied = Vec::new();
+    for m in MIGRATIONS {
+        let done = conn.transaction(|c| -> Result<bool, StoreError> {
+            c.lock_for_write(MIGRATION_LOCK_KEY)?;
+            let current = {
+                let r = c.query_opt("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations", &[])?;
+                r.map(|r| r.i64(0)).transpose()?.unwrap_or(0)
+            };
+            if current > latest {
+                return Err(StoreError::new(
+                    ErrorKind::Schema,
+                    format!(
+                        "the store's schema version {current} is newer than this binary supports ({latest}); run a newer mobius"
+                    ),
+                ));
+            }
+            if current >= m.version {
+                return Ok(false);
+            }
+            let sql = match c.backend() {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            c.batch(sql)?;
+            c.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+                &[Param::Int(m.version), Param::Text(m.name), Param::Int(now_ms)],
+            )?;
+            Ok(true)
+        })?;
+        if done {
+            applied.push(m.version);
+        }
+    }
+    Ok(applied)
+}
