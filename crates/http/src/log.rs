@@ -5,8 +5,15 @@
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 static PROCESS_SERVICE: OnceLock<String> = OnceLock::new();
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Drops info lines (warnings and errors are still written); used by `mobius bench`.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 
 /// Sets the `service` field used when a log line does not name one (e.g. `mobius`).
 pub fn set_process_service(name: &str) {
@@ -32,6 +39,9 @@ impl Level {
 
 /// Writes one log line. `fields` may include `service` to override the process default.
 pub fn log(level: Level, message: &str, fields: &[(&str, Value)]) {
+    if level == Level::Info && QUIET.load(Ordering::Relaxed) {
+        return;
+    }
     let mut m = Map::new();
     m.insert(
         "time".into(),

@@ -203,7 +203,9 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         let kind = if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
             ErrorKind::Unique
-        } else if e.is_closed() || e.code().is_none() {
+        } else if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        {
             ErrorKind::Unavailable
         } else {
             ErrorKind::Other
@@ -428,6 +430,7 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
                 "column {i}: NUMERIC is not supported; cast to BIGINT"
             )));
         }
+        Type::VOID => Value::Null,
         _ => row
             .try_get::<_, Option<String>>(i)?
             .map_or(Value::Null, Value::Text),
@@ -625,7 +628,7 @@ impl Conn {
         match self.backend() {
             Backend::Sqlite => Ok(()),
             Backend::Postgres => self
-                .query("SELECT pg_advisory_xact_lock($1)", &[Param::Int(key)])
+                .execute("SELECT pg_advisory_xact_lock($1)", &[Param::Int(key)])
                 .map(|_| ()),
         }
     }
