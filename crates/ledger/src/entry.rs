@@ -121,6 +121,23 @@ fn field_error(position: Option<usize>, field: &str, message: String) -> ApiErro
     e
 }
 
+/// Refuses types in a reserved namespace: the public attestation endpoints call this, the
+/// owning services (which write those entries themselves) do not.
+pub fn check_public_type(entry_type: &str, position: Option<usize>) -> Result<(), ApiError> {
+    let namespace = entry_type.split('.').next().unwrap_or("");
+    if let Some((ns, owner)) = RESERVED_NAMESPACES.iter().find(|(ns, _)| *ns == namespace) {
+        let mut e = ApiError::forbidden(format!(
+            "the type namespace '{ns}' is reserved: only {owner} writes it"
+        ));
+        e.details = json!({"field": "type"});
+        if let Some(p) = position {
+            e.details["position"] = json!(p);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Validates a request into a prepared entry. `position` is the index within a batch, so a
 /// batch error names the offending entry.
 pub fn prepare(
@@ -152,17 +169,6 @@ pub fn prepare(
                 truncate(&req.entry_type)
             ),
         ));
-    }
-    let namespace = req.entry_type.split('.').next().unwrap_or("");
-    if let Some((ns, owner)) = RESERVED_NAMESPACES.iter().find(|(ns, _)| *ns == namespace) {
-        let mut e = ApiError::forbidden(format!(
-            "the type namespace '{ns}' is reserved: only {owner} writes it"
-        ));
-        e.details = json!({"field": "type"});
-        if let Some(p) = position {
-            e.details["position"] = json!(p);
-        }
-        return Err(e);
     }
     if let Some(s) = &req.subject
         && !valid_civic_id(s)

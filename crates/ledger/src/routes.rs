@@ -92,6 +92,7 @@ async fn append_one(
     JsonBody(req): JsonBody<NewEntryRequest>,
 ) -> Result<Response, ApiError> {
     authorise_subject(&principal, req.subject.as_deref(), None)?;
+    entry::check_public_type(&req.entry_type, None)?;
     let prepared = entry::prepare(req, &principal.source(), now_ms(), None)?;
     let out = api.ledger.append(vec![prepared]).await?;
     let a = out
@@ -122,6 +123,7 @@ async fn append_batch(
     let mut prepared = Vec::with_capacity(n);
     for (i, e) in req.entries.into_iter().enumerate() {
         authorise_subject(&principal, e.subject.as_deref(), Some(i))?;
+        entry::check_public_type(&e.entry_type, Some(i))?;
         prepared.push(entry::prepare(e, &source, now, Some(i))?);
     }
     let out = api.ledger.append(prepared).await?;

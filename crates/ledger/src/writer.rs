@@ -91,11 +91,15 @@ struct State {
     hashes_buf: Vec<(u64, Hash)>,
 }
 
+type RefKey<'a> = (&'a str, &'a str);
+
 enum Slot {
     New(usize),
     Existing(Appended),
-    /// Same (source, ref) and body as an earlier entry of this group.
+    /// Same (source, ref) and body as entry N of the same request.
     SameAs(usize),
+    /// Same (source, ref) and body as an entry of an earlier request in this group.
+    SameAsEarlierJob,
 }
 
 impl Writer {
@@ -354,16 +358,14 @@ impl State {
         jobs: &[Vec<PreparedEntry>],
         now: i64,
     ) -> Result<Vec<AppendResult>, StoreError> {
-        // (source, ref) → (fingerprint, where it was decided in this group).
-        let mut group_refs: HashMap<
-            (&str, &str),
-            (Option<Hash>, Result<Appended, (usize, usize)>),
-        > = HashMap::new();
+        // Fingerprints of refs that earlier accepted jobs of this group will write.
+        let mut group_refs: HashMap<RefKey<'_>, Option<Hash>> = HashMap::new();
         let mut plans: Vec<Result<Vec<Slot>, AppendError>> = Vec::with_capacity(jobs.len());
 
-        for (j, entries) in jobs.iter().enumerate() {
+        for entries in jobs {
             let mut slots = Vec::with_capacity(entries.len());
-            let mut local: HashMap<(&str, &str), (Option<Hash>, usize)> = HashMap::new();
+            // Refs this job writes itself: fingerprint and position.
+            let mut local: HashMap<RefKey<'_>, (Option<Hash>, usize)> = HashMap::new();
             let mut conflict = None;
             for (pos, e) in entries.iter().enumerate() {
                 let Some(r) = e.reference.as_deref() else {
@@ -371,69 +373,43 @@ impl State {
                     continue;
                 };
                 let key = (e.source.as_str(), r);
+                let conflict_at = |existing_index| AppendError::Conflict {
+                    position: pos,
+                    existing_index,
+                };
                 if let Some((fp, p)) = local.get(&key) {
                     if *fp != e.fingerprint {
-                        conflict = Some(AppendError::Conflict {
-                            position: pos,
-                            existing_index: None,
-                        });
+                        conflict = Some(conflict_at(None));
                         break;
                     }
                     slots.push(Slot::SameAs(*p));
-                    continue;
-                }
-                let existing = match group_refs.get(&key) {
-                    Some((fp, Ok(a))) => Some((*fp, *a)),
-                    Some((fp, Err(_))) => Some((
-                        *fp,
-                        Appended {
-                            id: [0; 32],
-                            index: u64::MAX,
-                            timestamp_ms: 0,
-                            tree_size: 0,
-                            duplicate: true,
-                        },
-                    )),
-                    None => db::find_ref(c, key.0, key.1)?.map(|x| {
-                        (
-                            x.fingerprint,
-                            Appended {
-                                id: x.id,
-                                index: x.index,
-                                timestamp_ms: x.timestamp_ms,
-                                tree_size: self.head.tree_size,
-                                duplicate: true,
-                            },
-                        )
-                    }),
-                };
-                match existing {
-                    Some((fp, _)) if fp != e.fingerprint => {
-                        let idx = existing.map(|(_, a)| a.index).filter(|i| *i != u64::MAX);
-                        conflict = Some(AppendError::Conflict {
-                            position: pos,
-                            existing_index: idx,
-                        });
+                } else if let Some(fp) = group_refs.get(&key) {
+                    if *fp != e.fingerprint {
+                        conflict = Some(conflict_at(None));
                         break;
                     }
-                    Some((_, a)) => slots.push(if a.index == u64::MAX {
-                        // Decided earlier in this group by another request: resolved below.
-                        Slot::SameAs(usize::MAX)
-                    } else {
-                        Slot::Existing(a)
-                    }),
-                    None => {
-                        local.insert(key, (e.fingerprint, pos));
-                        slots.push(Slot::New(pos));
+                    slots.push(Slot::SameAsEarlierJob);
+                } else if let Some(x) = db::find_ref(c, key.0, key.1)? {
+                    if x.fingerprint != e.fingerprint {
+                        conflict = Some(conflict_at(Some(x.index)));
+                        break;
                     }
+                    slots.push(Slot::Existing(Appended {
+                        id: x.id,
+                        index: x.index,
+                        timestamp_ms: x.timestamp_ms,
+                        tree_size: 0,
+                        duplicate: true,
+                    }));
+                } else {
+                    local.insert(key, (e.fingerprint, pos));
+                    slots.push(Slot::New(pos));
                 }
             }
             match conflict {
                 Some(err) => plans.push(Err(err)),
                 None => {
-                    for (key, (fp, pos)) in local {
-                        group_refs.insert(key, (fp, Err((j, pos))));
-                    }
+                    group_refs.extend(local.into_iter().map(|(k, (fp, _))| (k, fp)));
                     plans.push(Ok(slots));
                 }
             }
@@ -441,6 +417,8 @@ impl State {
 
         // Assign indexes and write, in request order.
         let mut type_counts: HashMap<&str, i64> = HashMap::new();
+        // First index of each subject in this group, written once per subject.
+        let mut subjects: HashMap<&str, u64> = HashMap::new();
         let mut results: Vec<AppendResult> = Vec::with_capacity(jobs.len());
         let mut decided: HashMap<(&str, &str), Appended> = HashMap::new();
         for (j, plan) in plans.into_iter().enumerate() {
@@ -456,11 +434,11 @@ impl State {
             for (pos, slot) in slots.iter().enumerate() {
                 let a = match slot {
                     Slot::Existing(a) => *a,
-                    Slot::SameAs(p) if *p != usize::MAX => Appended {
+                    Slot::SameAs(p) => Appended {
                         duplicate: true,
                         ..out[*p]
                     },
-                    Slot::SameAs(_) => {
+                    Slot::SameAsEarlierJob => {
                         let e = &entries[pos];
                         let key = (e.source.as_str(), e.reference.as_deref().unwrap_or(""));
                         match decided.get(&key) {
@@ -469,7 +447,9 @@ impl State {
                                 ..*a
                             },
                             None => {
-                                return Err(StoreError::other("internal: unresolved duplicate ref"));
+                                return Err(StoreError::other(
+                                    "internal: unresolved duplicate ref",
+                                ));
                             }
                         }
                     }
@@ -479,10 +459,7 @@ impl State {
                         self.write_entry(c, e, index)?;
                         *type_counts.entry(e.entry_type.as_str()).or_insert(0) += 1;
                         if let Some(s) = &e.subject {
-                            c.execute(
-                                "INSERT INTO ledger_subjects (subject, first_index) VALUES ($1, $2) ON CONFLICT (subject) DO NOTHING",
-                                &[Param::Text(s), Param::Int(db::to_i64(index)?)],
-                            )?;
+                            subjects.entry(s.as_str()).or_insert(index);
                         }
                         let a = Appended {
                             id: e.leaf_hash,
@@ -505,6 +482,13 @@ impl State {
                 out.push(a);
             }
             results.push(Ok(out));
+        }
+        for (subject, index) in subjects {
+            c.execute(
+                "INSERT INTO ledger_subjects (subject, first_index) VALUES ($1, $2) \
+                 ON CONFLICT (subject) DO NOTHING",
+                &[Param::Text(subject), Param::Int(db::to_i64(index)?)],
+            )?;
         }
         for (t, n) in type_counts {
             c.execute(

@@ -19,16 +19,17 @@ struct TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        if let Some((url, schema)) = &self.pg_schema {
-            if let Ok(mut c) = StoreConfig::parse(url).and_then(|s| s.connect()) {
-                let _ = c.batch(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
-            }
+        if let Some((url, schema)) = &self.pg_schema
+            && let Ok(mut c) = StoreConfig::parse(url).and_then(|s| s.connect())
+        {
+            let _ = c.batch(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
         }
     }
 }
 
 fn pg_url() -> String {
-    std::env::var("MOBIUS_TEST_PG_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+    std::env::var("MOBIUS_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
 fn store(pg: bool) -> TestStore {
@@ -37,10 +38,18 @@ fn store(pg: bool) -> TestStore {
         let base = pg_url();
         let sep = if base.contains('?') { '&' } else { '?' };
         let config = StoreConfig::parse(&format!("{base}{sep}schema={schema}")).unwrap();
-        TestStore { config, _dir: None, pg_schema: Some((base, schema)) }
+        TestStore {
+            config,
+            _dir: None,
+            pg_schema: Some((base, schema)),
+        }
     } else {
         let dir = tempfile::tempdir().unwrap();
-        TestStore { config: StoreConfig::sqlite(dir.path().join("m.db")), _dir: Some(dir), pg_schema: None }
+        TestStore {
+            config: StoreConfig::sqlite(dir.path().join("m.db")),
+            _dir: Some(dir),
+            pg_schema: None,
+        }
     };
     let mut c = ts.config.connect().unwrap_or_else(|e| {
         panic!("cannot reach the test store ({e}); for PostgreSQL start it (see .ci/run) or set MOBIUS_TEST_PG_URL")
@@ -65,7 +74,11 @@ fn entry(i: usize, reference: Option<&str>, note: &str) -> PreparedEntry {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn open(ts: &TestStore, cfg: LedgerConfig) -> Arc<Ledger> {
@@ -73,7 +86,11 @@ fn open(ts: &TestStore, cfg: LedgerConfig) -> Arc<Ledger> {
 }
 
 fn config(block_max_entries: u64) -> LedgerConfig {
-    LedgerConfig { block_interval_ms: 3_600_000, block_max_entries, ..LedgerConfig::default() }
+    LedgerConfig {
+        block_interval_ms: 3_600_000,
+        block_max_entries,
+        ..LedgerConfig::default()
+    }
 }
 
 /// Appends in groups, seals by count and by request, and checks every block against an
@@ -85,10 +102,16 @@ fn blocks_and_roots(pg: bool) {
     let mut leaves = Vec::new();
     rt.block_on(async {
         for round in 0..6 {
-            let batch: Vec<_> = (0..(round * 5 + 3)).map(|i| entry(leaves.len() + i, None, "x")).collect();
+            let batch: Vec<_> = (0..(round * 5 + 3))
+                .map(|i| entry(leaves.len() + i, None, "x"))
+                .collect();
             let out = ledger.append(batch.clone()).await.unwrap();
             for (a, e) in out.iter().zip(&batch) {
-                assert_eq!(a.index as usize, leaves.len(), "indexes are dense and in request order");
+                assert_eq!(
+                    a.index as usize,
+                    leaves.len(),
+                    "indexes are dense and in request order"
+                );
                 assert_eq!(a.id, e.leaf_hash);
                 leaves.push(e.leaf_hash);
             }
@@ -103,10 +126,16 @@ fn blocks_and_roots(pg: bool) {
     let mut prev: Option<db::Block> = None;
     for b in &blocks {
         if b.tree_size != n {
-            assert_eq!(b.entry_count, 7, "count-sealed blocks hold exactly block_max_entries");
+            assert_eq!(
+                b.entry_count, 7,
+                "count-sealed blocks hold exactly block_max_entries"
+            );
         }
         let naive = leaves[..b.tree_size as usize].to_vec();
-        assert_eq!(b.root_hash, merkle::tree_hash(b.tree_size, &mut rebuild(&naive)).unwrap());
+        assert_eq!(
+            b.root_hash,
+            merkle::tree_hash(b.tree_size, &mut rebuild(&naive)).unwrap()
+        );
         let cp = verifier.verify_checkpoint(&b.checkpoint).unwrap();
         assert_eq!((cp.size, cp.root), (b.tree_size, b.root_hash));
         assert_eq!(b.block_hash, b.compute_hash());
@@ -150,10 +179,29 @@ fn refs(pg: bool) {
     let ledger = open(&ts, config(1000));
     let rt = rt();
     rt.block_on(async {
-        let first = ledger.append(vec![entry(1, Some("a"), "x"), entry(2, Some("b"), "y"), entry(1, Some("a"), "x")]).await.unwrap();
-        assert_eq!(first.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(), vec![(0, false), (1, false), (0, true)]);
+        let first = ledger
+            .append(vec![
+                entry(1, Some("a"), "x"),
+                entry(2, Some("b"), "y"),
+                entry(1, Some("a"), "x"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|a| (a.index, a.duplicate))
+                .collect::<Vec<_>>(),
+            vec![(0, false), (1, false), (0, true)]
+        );
         // Same ref, different body, in one request: the whole request is refused.
-        let err = ledger.append(vec![entry(3, Some("c"), "x"), entry(3, Some("c"), "DIFFERENT")]).await.unwrap_err();
+        let err = ledger
+            .append(vec![
+                entry(3, Some("c"), "x"),
+                entry(3, Some("c"), "DIFFERENT"),
+            ])
+            .await
+            .unwrap_err();
         assert_eq!(err.code, "conflict");
         // Concurrent requests: one duplicate, one conflict, one new — decided in one group.
         let (a, b, c) = tokio::join!(
@@ -164,7 +212,11 @@ fn refs(pg: bool) {
         let a = a.unwrap();
         assert!(a[0].duplicate && a[0].index == 0);
         assert_eq!(b.unwrap_err().code, "conflict");
-        assert_eq!(c.unwrap()[0].index, 2, "the refused requests consumed no index");
+        assert_eq!(
+            c.unwrap()[0].index,
+            2,
+            "the refused requests consumed no index"
+        );
     });
     let mut c = ts.config.connect().unwrap();
     assert_eq!(db::head(&mut c).unwrap().tree_size, 3);
@@ -178,7 +230,10 @@ fn restart(pg: bool) {
     let rt = rt();
     let ledger = open(&ts, config(10));
     rt.block_on(async {
-        ledger.append((0..25).map(|i| entry(i, None, "before")).collect()).await.unwrap();
+        ledger
+            .append((0..25).map(|i| entry(i, None, "before")).collect())
+            .await
+            .unwrap();
     });
     ledger.shutdown();
     drop(ledger);
@@ -190,12 +245,17 @@ fn restart(pg: bool) {
     again.shutdown();
     let other = NoteSigner::from_seed("test.example/log", &[8u8; 32]).unwrap();
     let refused = Ledger::open(ts.config.clone(), other, config(10));
-    assert!(refused.is_err(), "a store signed by one key must not be opened with another");
+    assert!(
+        refused.is_err(),
+        "a store signed by one key must not be opened with another"
+    );
     let mut c = ts.config.connect().unwrap();
     let r = mobius_ledger::verify::verify_store(&mut c, &signer().verifier(), |_, _| {}).unwrap();
     assert_eq!(r.entries, 26);
     // The stored hashes serve proofs after restart, too.
-    let leaf = DbHashes(&mut c).read_hashes(&[merkle::stored_hash_index(0, 25)]).unwrap()[0];
+    let leaf = DbHashes(&mut c)
+        .read_hashes(&[merkle::stored_hash_index(0, 25)])
+        .unwrap()[0];
     let proof = merkle::inclusion_proof(25, 26, &mut DbHashes(&mut c)).unwrap();
     merkle::verify_inclusion(25, 26, &leaf, &proof, &r.root).unwrap();
 }

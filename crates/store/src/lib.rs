@@ -204,7 +204,8 @@ impl From<postgres::Error> for StoreError {
         let kind = if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
             ErrorKind::Unique
         } else if e.is_closed()
-            || std::error::Error::source(&e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+            || std::error::Error::source(&e)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
         {
             ErrorKind::Unavailable
         } else {
