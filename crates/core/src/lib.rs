@@ -4,6 +4,7 @@
 //! Invariant: this crate does no I/O and has no async code; everything here is deterministic
 //! and testable against the published vectors in `shared/testdata`.
 
+pub mod integrity;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
