@@ -199,6 +199,16 @@ pub fn prepare(
             "payload must be a JSON object".into(),
         ));
     }
+    if let Some(n) = first_imprecise_number(&payload) {
+        return Err(field_error(
+            position,
+            "payload",
+            format!(
+                "the number {n} has magnitude 2^53 or more and cannot be stored exactly \
+                 (JSON numbers are IEEE-754 doubles); send it as a string"
+            ),
+        ));
+    }
     let fingerprint = match &req.reference {
         Some(_) => {
             let mut body = Map::new();
@@ -261,6 +271,27 @@ pub fn prepare(
     })
 }
 
+/// Finds a number the canonical form could not carry exactly: any magnitude ≥ 2^53 (an
+/// integer that overflowed into a float, or a float that silently lost digits). Without this
+/// check two different bodies could canonicalise to the same bytes.
+fn first_imprecise_number(v: &Value) -> Option<String> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match v {
+        Value::Number(n) => {
+            let imprecise = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => u >= 1 << 53,
+                (None, Some(i), _) => i.unsigned_abs() >= 1 << 53,
+                (None, None, Some(f)) => !f.is_finite() || f.abs() >= LIMIT,
+                _ => true,
+            };
+            imprecise.then(|| n.to_string())
+        }
+        Value::Array(a) => a.iter().find_map(first_imprecise_number),
+        Value::Object(o) => o.values().find_map(first_imprecise_number),
+        _ => None,
+    }
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
@@ -290,6 +321,19 @@ mod tests {
         }
         assert!(valid_entry_type(&format!("a.{}", "b".repeat(62))));
         assert!(!valid_entry_type(&format!("a.{}", "b".repeat(63))));
+    }
+
+    #[test]
+    fn numbers_that_would_lose_precision_are_refused() {
+        let parse = |t: &str| mobius_core::jcs::parse_strict(t.as_bytes()).unwrap();
+        assert_eq!(
+            first_imprecise_number(&parse(r#"{"a":[1,2.5,-9007199254740991]}"#)),
+            None
+        );
+        assert!(first_imprecise_number(&parse(r#"{"n":18446744073709551617}"#)).is_some());
+        assert!(first_imprecise_number(&parse(r#"{"m":9007199254740993.0}"#)).is_some());
+        assert!(first_imprecise_number(&parse(r#"{"x":{"y":[1e300]}}"#)).is_some());
+        assert!(first_imprecise_number(&parse(r#"{"n":9007199254740992}"#)).is_some());
     }
 
     #[test]

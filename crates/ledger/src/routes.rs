@@ -143,7 +143,8 @@ fn parse_u64(name: &str, v: &str) -> Result<u64, ApiError> {
             format!("{name} must be a non-negative integer"),
         ));
     }
-    v.parse()
+    v.parse::<i64>()
+        .map(|n| n as u64) // the store holds signed 64-bit integers
         .map_err(|_| ApiError::invalid_field(name, format!("{name} is out of range")))
 }
 
@@ -244,7 +245,10 @@ fn decode_cursor(kind: &str, cursor: &str) -> Result<u64, ApiError> {
         .strip_prefix(kind)
         .and_then(|r| r.strip_prefix(':'))
         .ok_or_else(err)?;
-    n.parse().map_err(|_| err())
+    n.parse::<i64>()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(err)
 }
 
 async fn list(

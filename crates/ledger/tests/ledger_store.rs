@@ -299,14 +299,21 @@ fn two_writers(pg: bool) {
         let mut tasks = Vec::new();
         for round in 0..20 {
             for (w, ledger) in [(0, a.clone()), (1, b.clone())] {
-                let batch: Vec<_> =
-                    (0..10).map(|i| entry(10_000 * w + 100 * round + i, None, "two writers")).collect();
-                tasks.push(tokio::spawn(async move { ledger.append(batch).await.unwrap() }));
+                let batch: Vec<_> = (0..10)
+                    .map(|i| entry(10_000 * w + 100 * round + i, None, "two writers"))
+                    .collect();
+                tasks.push(tokio::spawn(
+                    async move { ledger.append(batch).await.unwrap() },
+                ));
             }
         }
         for t in tasks {
             for appended in t.await.unwrap() {
-                assert!(ids.insert(appended.index), "index {} handed out twice", appended.index);
+                assert!(
+                    ids.insert(appended.index),
+                    "index {} handed out twice",
+                    appended.index
+                );
             }
         }
         a.seal().await.unwrap();

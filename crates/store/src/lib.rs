@@ -349,8 +349,40 @@ pub enum Backend {
     Postgres,
 }
 
+/// The synchronous PostgreSQL client runs its own small runtime and drops by blocking on it,
+/// which panics on a tokio worker thread ("Cannot start a runtime from within a runtime").
+/// Connections are dropped wherever their owner goes away — often on a worker thread at
+/// shutdown — so the drop is moved to a plain thread.
+struct PgClient(Option<postgres::Client>);
+
+impl std::ops::Deref for PgClient {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("the client is present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("the client is present until drop")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let dropper = std::thread::Builder::new()
+                .name("pg-close".into())
+                .spawn(move || drop(client));
+            if let Ok(handle) = dropper {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
 pub struct PgConn {
-    client: postgres::Client,
+    client: PgClient,
     statements: HashMap<String, postgres::Statement>,
 }
 
@@ -505,7 +537,7 @@ impl Conn {
             ))?;
         }
         Ok(Conn::Postgres(Box::new(PgConn {
-            client,
+            client: PgClient(Some(client)),
             statements: HashMap::new(),
         })))
     }

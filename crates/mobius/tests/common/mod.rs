@@ -63,8 +63,9 @@ pub fn pg_client() -> postgres::Client {
         .unwrap_or_else(|e| panic!("MOBIUS_TEST_PG_URL={url:?} is not a PostgreSQL URL: {e}"));
     cfg.connect_timeout(Duration::from_secs(5));
     cfg.connect(postgres::NoTls).unwrap_or_else(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
         panic!(
-            "PostgreSQL is not reachable at {url} ({e}).\n\
+            "PostgreSQL is not reachable at {url} ({e}{cause}).\n\
              The PostgreSQL variants of the end-to-end tests need a server: start one, or set \
              MOBIUS_TEST_PG_URL=postgres://user@host:port/db. They fail rather than skip, so a \
              backend is never silently untested."
@@ -160,6 +161,13 @@ impl StackData {
         run_bounded(cmd, Duration::from_secs(120))
     }
 
+    /// Like [`StackData::cli`] with a custom time limit (the command is killed after it).
+    pub fn cli_bounded(&self, args: &[&str], limit: Duration) -> Output {
+        let mut cmd = base_command(self.root.path());
+        cmd.args(self.global_args()).args(args);
+        run_bounded(cmd, limit)
+    }
+
     /// Creates a bearer token with the CLI and returns its secret.
     pub fn create_token(&self, role: &str, subject: &str) -> String {
         let out = self.cli(&[
@@ -201,7 +209,8 @@ impl Drop for StackData {
     fn drop(&mut self) {
         if let Some(schema) = &self.schema {
             // The schema name is ours (t_ + hex), so quoting is safe.
-            let r = pg_client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+            let r =
+                pg_client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
             if let Err(e) = r {
                 eprintln!("warning: could not drop test schema {schema}: {e}");
             }
@@ -342,6 +351,8 @@ pub struct Stack {
     pub token: String,
     pub http: Http,
     starts: u32,
+    /// Arguments after `up` (default: `--block-interval-ms 100`, for fast sealing).
+    up_args: Vec<String>,
 }
 
 impl Stack {
@@ -352,6 +363,15 @@ impl Stack {
 
     /// Starts `mobius up` on existing data.
     pub fn start_on(data: StackData) -> Stack {
+        Stack::start_on_with(data, &["--block-interval-ms", "100"])
+    }
+
+    /// A fresh stack whose `up` gets exactly `up_args` (instead of the fast-sealing default).
+    pub fn start_with(backend: Backend, up_args: &[&str]) -> Stack {
+        Stack::start_on_with(StackData::new(backend), up_args)
+    }
+
+    pub fn start_on_with(data: StackData, up_args: &[&str]) -> Stack {
         let mut s = Stack {
             data,
             child: None,
@@ -359,6 +379,7 @@ impl Stack {
             token: String::new(),
             http: Http::new(""),
             starts: 0,
+            up_args: up_args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -390,18 +411,17 @@ impl Stack {
             .expect("create stderr log");
         let mut cmd = base_command(self.data.root.path());
         cmd.args(self.data.global_args())
-            .args(["up", "--block-interval-ms", "100"])
+            .arg("up")
+            .args(&self.up_args)
             .env("MOBIUS_LEDGER_PORT", "0")
+            .env("RUST_BACKTRACE", "1")
             .stdout(stdout)
             .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn mobius up");
         let deadline = Instant::now() + START_TIMEOUT;
         let url = loop {
             if let Some(status) = child.try_wait().expect("wait for mobius up") {
-                panic!(
-                    "mobius up exited early with {status}\n{}",
-                    self.log_tail()
-                );
+                panic!("mobius up exited early with {status}\n{}", self.log_tail());
             }
             if let Ok(text) = std::fs::read_to_string(&endpoints)
                 && let Ok(v) = serde_json::from_str::<Value>(&text)
@@ -420,13 +440,13 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(25));
         };
+        self.child = Some(child); // from here on, Drop stops it
         for seed in 4001..=4005 {
             assert!(
                 !url.ends_with(&format!(":{seed}")),
                 "the test stack must never use a seed port: {url}"
             );
         }
-        self.child = Some(child);
         self.url = url.clone();
         self.token = std::fs::read_to_string(dir.join("operator.token"))
             .expect("read operator.token")
@@ -439,7 +459,10 @@ impl Stack {
     pub fn log_tail(&self) -> String {
         let mut s = String::new();
         for kind in ["stdout", "stderr"] {
-            let p = self.data.logs_dir().join(format!("{kind}.{}.log", self.starts));
+            let p = self
+                .data
+                .logs_dir()
+                .join(format!("{kind}.{}.log", self.starts));
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = lines[lines.len().saturating_sub(30)..].join("\n");
@@ -480,6 +503,16 @@ impl Stack {
         }
     }
 
+    /// Graceful stop that must exit 0 (SPEC §12: clean shutdown on SIGTERM).
+    pub fn stop_clean(&mut self) {
+        let s = self.stop();
+        assert!(
+            s.success(),
+            "mobius exited with {s} on SIGTERM (a clean shutdown exits 0)\n{}",
+            self.log_tail()
+        );
+    }
+
     /// Crash: SIGKILL and reap.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("stack is not running");
@@ -495,8 +528,8 @@ impl Stack {
     /// Starts again on the same data (after [`Stack::stop`] or [`Stack::kill9`]).
     pub fn restart(&mut self) {
         if self.child.is_some() {
-            let s = self.stop();
-            assert!(s.success(), "mobius exited with {s} on SIGTERM");
+            // Exit status is checked by the dedicated clean-shutdown test, not here.
+            self.stop();
         }
         self.spawn();
     }
@@ -504,8 +537,7 @@ impl Stack {
     /// Stops the stack and hands back its data (for offline checks, tamper edits, restarts).
     pub fn into_data(mut self) -> StackData {
         if self.child.is_some() {
-            let s = self.stop();
-            assert!(s.success(), "mobius exited with {s} on SIGTERM");
+            self.stop();
         }
         // Move the data out without running Stack's Drop on a running child.
         let data = std::mem::replace(&mut self.data, StackData::placeholder());
@@ -527,7 +559,8 @@ impl Stack {
 
     /// POST a JSON value with the operator token.
     pub fn post(&self, path: &str, body: &Value) -> Resp {
-        self.http.post_json(path, &body.to_string(), Some(&self.token))
+        self.http
+            .post_json(path, &body.to_string(), Some(&self.token))
     }
 
     pub fn stats(&self) -> Value {
@@ -667,7 +700,11 @@ impl Resp {
 
     /// Asserts a SPEC §2 error: this status, this code, a non-empty message, object details.
     pub fn assert_error(&self, status: u16, code: &str) -> Value {
-        assert_eq!(self.status, status, "expected {status} {code}, got: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}, got: {}",
+            self.body
+        );
         assert_eq!(
             self.header("content-type"),
             Some("application/json"),
@@ -715,11 +752,7 @@ impl Http {
         }
     }
 
-    fn finish(
-        &self,
-        what: &str,
-        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Resp {
+    fn finish(&self, what: &str, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
         let r = self.try_finish(r).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(
             r.header("x-request-id").is_some_and(|v| !v.is_empty()),
@@ -763,6 +796,27 @@ impl Http {
         self.finish(&format!("GET {path}"), self.agent.get(&url).call())
     }
 
+    /// GET with extra request headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.agent.get(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.finish(&format!("GET {path}"), req.call())
+    }
+
+    /// Any method, no body (405 checks and the like).
+    pub fn call(&self, method: &str, path: &str) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .body(())
+            .expect("build request");
+        self.finish(&format!("{method} {path}"), self.agent.run(req))
+    }
+
     pub fn post_json(&self, path: &str, body: &str, token: Option<&str>) -> Resp {
         self.post_raw(path, body.as_bytes(), Some("application/json"), token)
     }
@@ -776,14 +830,18 @@ impl Http {
         token: Option<&str>,
     ) -> Resp {
         let r = self.try_post_raw(path, body, content_type, token);
-        self.finish(&format!("POST {path}"), r.map_err(|e| e))
-            .clone()
+        self.finish(&format!("POST {path}"), r)
     }
 
     /// POST that reports transport errors instead of panicking (crash tests).
     pub fn try_post_json(&self, path: &str, body: &str, token: &str) -> Result<Resp, String> {
-        self.try_finish(self.try_post_raw(path, body.as_bytes(), Some("application/json"), Some(token)))
-            .map_err(|e| e.to_string())
+        self.try_finish(self.try_post_raw(
+            path,
+            body.as_bytes(),
+            Some("application/json"),
+            Some(token),
+        ))
+        .map_err(|e| e.to_string())
     }
 
     fn try_post_raw(
@@ -805,22 +863,63 @@ impl Http {
     }
 }
 
-/// Sends raw bytes over a fresh TCP connection and returns the status line and the whole
-/// response (for requests a well-behaved client library will not send).
-pub fn raw_http(base: &str, request: &[u8]) -> (u16, String) {
+/// Sends raw bytes over a fresh TCP connection and reads one response (status line, headers,
+/// and a Content-Length body). For requests a well-behaved client library will not send, and
+/// for bodies the server refuses before reading them (which makes a library's write fail).
+pub fn raw_http(base: &str, request: &[u8]) -> Resp {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    s.write_all(request).expect("write request");
+    s.set_write_timeout(Some(Duration::from_secs(30))).ok();
+    // The server may answer and close before reading everything: ignore write errors.
+    let _ = s.write_all(request);
     let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
+    let mut chunk = [0u8; 8192];
+    let (head_end, content_length) = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).to_string();
+            let cl = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            break (p + 4, cl);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => panic!(
+                "connection closed before a full response: {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    while buf.len() < head_end + content_length {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line in {text:?}"));
-    (status, text)
+        .unwrap_or_else(|| panic!("no HTTP status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let end = (head_end + content_length).min(buf.len());
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&buf[head_end..end]).into_owned(),
+    }
 }
 
 // ---- Ledger helpers -----------------------------------------------------------------------
@@ -828,7 +927,14 @@ pub fn raw_http(base: &str, request: &[u8]) -> (u16, String) {
 /// The leaf data the ledger must have hashed for an entry (SPEC §3.1), from its public JSON.
 pub fn leaf_data_of(entry: &Value) -> Vec<u8> {
     let mut m = serde_json::Map::new();
-    for k in ["type", "subject", "source", "ref", "payload", "timestamp_ms"] {
+    for k in [
+        "type",
+        "subject",
+        "source",
+        "ref",
+        "payload",
+        "timestamp_ms",
+    ] {
         if let Some(v) = entry.get(k)
             && !v.is_null()
         {
