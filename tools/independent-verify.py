@@ -157,7 +157,7 @@ def verify_consistency(size1, size2, root1, root2, proof):
 
 # ---- C2SP signed note / tlog-checkpoint ----
 def parse_vkey(vkey):
-    name, key_id_hex, key_b64 = vkey.split("+")
+    name, key_id_hex, key_b64 = vkey.split("+", 2)
     raw = base64.b64decode(key_b64)
     if raw[0] != 1 or len(raw) != 33:
         raise ValueError("not an Ed25519 verifier key")

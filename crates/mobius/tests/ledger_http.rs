@@ -884,9 +884,16 @@ fn bad_input_changes_nothing(b: Backend) {
         "payload",
     );
     // Numbers the canonical form could not carry exactly (≥ 2^53) must be strings.
-    for n in ["18446744073709551617", "9007199254740993.0", "9007199254740993", "1e300"] {
+    for n in [
+        "18446744073709551617",
+        "9007199254740993.0",
+        "9007199254740993",
+        "1e300",
+    ] {
         field(
-            post(&format!("{{\"type\": \"civic.vote\", \"payload\": {{\"n\": {n}}}}}")),
+            post(&format!(
+                "{{\"type\": \"civic.vote\", \"payload\": {{\"n\": {n}}}}}"
+            )),
             400,
             "invalid_request",
             "payload",
