@@ -66,6 +66,7 @@ pub struct Ledger {
     pub config: LedgerConfig,
     sender: Mutex<Option<SyncSender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<mobius_store::Checkpointer>>,
 }
 
 impl Ledger {
@@ -79,6 +80,17 @@ impl Ledger {
     ) -> Result<Arc<Ledger>, StoreError> {
         let mut conn = store.connect()?;
         check_identity(&mut conn, &signer)?;
+        // SQLite: checkpoint the WAL on a background thread, not inside sequencer commits.
+        let checkpointer = match &store {
+            StoreConfig::Sqlite { path } => {
+                conn.disable_auto_checkpoint()?;
+                Some(mobius_store::Checkpointer::start(
+                    path.clone(),
+                    Duration::from_millis(500),
+                )?)
+            }
+            StoreConfig::Postgres { .. } => None,
+        };
         let shared = Arc::new(Shared::default());
         let signer = Arc::new(signer);
         let writer = Writer::open(
@@ -103,6 +115,7 @@ impl Ledger {
             config,
             sender: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(checkpointer),
         }))
     }
 
@@ -183,6 +196,14 @@ impl Ledger {
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
+        }
+        if let Some(mut c) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            c.stop();
         }
     }
 

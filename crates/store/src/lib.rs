@@ -9,8 +9,11 @@
 //! - SQLite connections run in WAL mode with `synchronous=FULL`: a commit returns only after
 //!   the write-ahead log is fsync'd, so an acknowledged write survives a crash.
 
+mod checkpoint;
 mod migrations;
 mod pool;
+
+pub use checkpoint::Checkpointer;
 
 pub use migrations::{MIGRATIONS, Migration, migrate, schema_version};
 pub use pool::Pool;
@@ -638,6 +641,15 @@ impl Conn {
                 let _ = self.batch("ROLLBACK");
                 Err(e)
             }
+        }
+    }
+
+    /// Turns SQLite's automatic in-commit WAL checkpoints off for this connection (run a
+    /// [`Checkpointer`] instead). No-op on PostgreSQL.
+    pub fn disable_auto_checkpoint(&mut self) -> Result<(), StoreError> {
+        match self {
+            Conn::Sqlite(c) => Ok(c.pragma_update(None, "wal_autocheckpoint", 0)?),
+            Conn::Postgres(_) => Ok(()),
         }
     }
 
