@@ -139,6 +139,16 @@ impl Ledger {
         &self,
         entries: Vec<entry::PreparedEntry>,
     ) -> Result<Vec<Appended>, ApiError> {
+        self.append_with(entries, None).await
+    }
+
+    /// Appends entries and runs `apply` in the same transaction (SPEC §1.1: every state
+    /// change is written with its ledger entry). If `apply` refuses, nothing is written.
+    pub async fn append_with(
+        &self,
+        entries: Vec<entry::PreparedEntry>,
+        apply: Option<writer::StateChange>,
+    ) -> Result<Vec<Appended>, ApiError> {
         let bytes: usize = entries.iter().map(entry::PreparedEntry::queued_bytes).sum();
         let queued = self.shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if queued + bytes > self.config.queue_max_bytes {
@@ -151,6 +161,7 @@ impl Ledger {
         if let Err(e) = self.send(Job::Append {
             entries,
             queued_bytes: bytes,
+            apply,
             reply,
         }) {
             self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
@@ -163,6 +174,10 @@ impl Ledger {
             )
             .with_details(json!({"position": position, "existing_index": existing_index}))),
             Ok(Err(AppendError::Store(e))) => Err(e.into()),
+            Ok(Err(AppendError::Rejected(e))) => Err(e),
+            Ok(Err(AppendError::Retry)) => Err(ApiError::unavailable(
+                "a concurrent request with the same ref failed; retry",
+            )),
             Err(_) => Err(ApiError::unavailable("the ledger sequencer stopped before answering")),
         }
     }

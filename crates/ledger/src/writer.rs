@@ -18,6 +18,7 @@ use crate::shared::Shared;
 use mobius_core::merkle::{self, Hash, RightEdge};
 use mobius_core::note::NoteSigner;
 use mobius_core::time::now_ms;
+use mobius_http::ApiError;
 use mobius_store::{Conn, Param, StoreError};
 use serde_json::json;
 use std::collections::HashMap;
@@ -51,14 +52,32 @@ pub enum AppendError {
         existing_index: Option<u64>,
     },
     Store(StoreError),
+    /// The request's state change refused (a domain rule); nothing of it was written.
+    Rejected(ApiError),
+    /// The request duplicated a ref that another request of the same group was about to
+    /// write, and that request's state change failed: retry.
+    Retry,
 }
 
+/// A state change that commits in the same transaction as its request's ledger entries (SPEC
+/// §1.1). It sees the entries' results (indexes, ids) and may refuse with an [`ApiError`];
+/// then the entries are rolled back with it and no index is consumed.
+pub type StateChange = Box<dyn FnOnce(&mut Conn, &[Appended]) -> Result<(), ApiError> + Send>;
+
 pub type AppendResult = Result<Vec<Appended>, AppendError>;
+
+struct GroupJob {
+    entries: Vec<PreparedEntry>,
+    queued_bytes: usize,
+    apply: Option<StateChange>,
+    reply: oneshot::Sender<AppendResult>,
+}
 
 pub enum Job {
     Append {
         entries: Vec<PreparedEntry>,
         queued_bytes: usize,
+        apply: Option<StateChange>,
         reply: oneshot::Sender<AppendResult>,
     },
     /// Seal now if anything is unsealed (tests, shutdown, operators).
@@ -92,6 +111,38 @@ struct State {
 }
 
 type RefKey<'a> = (&'a str, &'a str);
+
+fn ref_key(e: &PreparedEntry) -> RefKey<'_> {
+    (e.source.as_str(), e.reference.as_deref().unwrap_or(""))
+}
+
+/// Statistics rows a group (or one savepointed request) adds.
+#[derive(Default)]
+struct GroupStats {
+    type_counts: HashMap<String, i64>,
+    /// First index of each subject, written once per subject.
+    subjects: HashMap<String, u64>,
+}
+
+impl GroupStats {
+    fn write(&mut self, c: &mut Conn) -> Result<(), StoreError> {
+        for (subject, index) in self.subjects.drain() {
+            c.execute(
+                "INSERT INTO ledger_subjects (subject, first_index) VALUES ($1, $2) \
+                 ON CONFLICT (subject) DO NOTHING",
+                &[Param::Text(&subject), Param::Int(db::to_i64(index)?)],
+            )?;
+        }
+        for (t, n) in self.type_counts.drain() {
+            c.execute(
+                "INSERT INTO ledger_type_counts (type, count) VALUES ($1, $2) \
+                 ON CONFLICT (type) DO UPDATE SET count = ledger_type_counts.count + excluded.count",
+                &[Param::Text(&t), Param::Int(n)],
+            )?;
+        }
+        Ok(())
+    }
+}
 
 enum Slot {
     New(usize),
@@ -145,10 +196,16 @@ impl Writer {
                             Job::Append {
                                 entries: e,
                                 queued_bytes,
+                                apply,
                                 reply,
                             } => {
                                 entries += e.len();
-                                appends.push((e, queued_bytes, reply));
+                                appends.push(GroupJob {
+                                    entries: e,
+                                    queued_bytes,
+                                    apply,
+                                    reply,
+                                });
                             }
                             Job::Seal { reply } => seals.push(reply),
                         }
@@ -213,21 +270,24 @@ impl Writer {
         }
     }
 
-    fn append_group(
-        &mut self,
-        jobs: Vec<(Vec<PreparedEntry>, usize, oneshot::Sender<AppendResult>)>,
-    ) {
+    fn append_group(&mut self, jobs: Vec<GroupJob>) {
         let started = Instant::now();
         let before = self.st.snapshot();
-        let queued: usize = jobs.iter().map(|j| j.1).sum();
-        let (entry_lists, replies): (Vec<_>, Vec<_>) =
-            jobs.into_iter().map(|(e, _, r)| (e, r)).unzip();
+        let queued: usize = jobs.iter().map(|j| j.queued_bytes).sum();
+        let mut entry_lists = Vec::with_capacity(jobs.len());
+        let mut applies = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            entry_lists.push(j.entries);
+            applies.push(j.apply);
+            replies.push(j.reply);
+        }
         let now = now_ms();
         let st = &mut self.st;
         let result = self.conn.transaction(|c| {
             c.lock_for_write(LEDGER_LOCK_KEY)?;
             st.sync_head(c)?;
-            st.plan_and_write(c, &entry_lists, now)
+            st.plan_and_write(c, &entry_lists, &mut applies, now)
         });
         self.st
             .shared
@@ -356,6 +416,7 @@ impl State {
         &mut self,
         c: &mut Conn,
         jobs: &[Vec<PreparedEntry>],
+        applies: &mut [Option<StateChange>],
         now: i64,
     ) -> Result<Vec<AppendResult>, StoreError> {
         // Fingerprints of refs that earlier accepted jobs of this group will write.
@@ -416,11 +477,9 @@ impl State {
         }
 
         // Assign indexes and write, in request order.
-        let mut type_counts: HashMap<&str, i64> = HashMap::new();
-        // First index of each subject in this group, written once per subject.
-        let mut subjects: HashMap<&str, u64> = HashMap::new();
+        let mut stats = GroupStats::default();
         let mut results: Vec<AppendResult> = Vec::with_capacity(jobs.len());
-        let mut decided: HashMap<(&str, &str), Appended> = HashMap::new();
+        let mut decided: HashMap<RefKey<'_>, Appended> = HashMap::new();
         let mut pending: Vec<(u64, &PreparedEntry)> = Vec::new();
         self.hashes_buf.clear();
         for (j, plan) in plans.into_iter().enumerate() {
@@ -432,76 +491,78 @@ impl State {
                 }
             };
             let entries = &jobs[j];
-            let mut out: Vec<Appended> = Vec::with_capacity(slots.len());
-            for (pos, slot) in slots.iter().enumerate() {
-                let a = match slot {
-                    Slot::Existing(a) => *a,
-                    Slot::SameAs(p) => Appended {
-                        duplicate: true,
-                        ..out[*p]
-                    },
-                    Slot::SameAsEarlierJob => {
-                        let e = &entries[pos];
-                        let key = (e.source.as_str(), e.reference.as_deref().unwrap_or(""));
-                        match decided.get(&key) {
-                            Some(a) => Appended {
-                                duplicate: true,
-                                ..*a
-                            },
-                            None => {
-                                return Err(StoreError::other(
-                                    "internal: unresolved duplicate ref",
-                                ));
-                            }
-                        }
-                    }
-                    Slot::New(p) => {
-                        let e = &entries[*p];
-                        let index = self.edge.size();
-                        pending.push((index, e));
-                        self.edge.append(e.leaf_hash, &mut self.hashes_buf);
-                        *type_counts.entry(e.entry_type.as_str()).or_insert(0) += 1;
-                        if let Some(s) = &e.subject {
-                            subjects.entry(s.as_str()).or_insert(index);
-                        }
-                        let a = Appended {
-                            id: e.leaf_hash,
-                            index,
-                            timestamp_ms: e.timestamp_ms,
-                            tree_size: 0,
-                            duplicate: false,
-                        };
-                        if let Some(r) = e.reference.as_deref() {
-                            decided.insert((e.source.as_str(), r), a);
-                        }
-                        // Count-based seal: a block holds at most block_max_entries.
-                        if self.edge.size() - self.head.sealed_size >= self.config.block_max_entries
-                        {
-                            self.flush(c, &mut pending)?;
-                            self.seal_in_tx(c, now)?;
-                        }
-                        a
-                    }
-                };
-                out.push(a);
+            // A ref claimed by an earlier request of this group whose state change then
+            // failed was never written: this request must be retried, not half-written.
+            let undecided = slots.iter().zip(entries).any(|(slot, e)| {
+                matches!(slot, Slot::SameAsEarlierJob) && !decided.contains_key(&ref_key(e))
+            });
+            if undecided {
+                results.push(Err(AppendError::Retry));
+                continue;
             }
-            results.push(Ok(out));
+            let Some(apply) = applies.get_mut(j).and_then(Option::take) else {
+                let out = self.write_slots(
+                    c,
+                    entries,
+                    &slots,
+                    &mut decided,
+                    &mut pending,
+                    &mut stats,
+                    now,
+                )?;
+                results.push(Ok(out));
+                continue;
+            };
+            // A state change runs in the same transaction as its entries, inside a
+            // savepoint: if it refuses, its entries vanish and the group goes on.
+            self.flush(c, &mut pending)?;
+            let snapshot = self.snapshot();
+            c.batch("SAVEPOINT mobius_job")?;
+            let mut job_stats = GroupStats::default();
+            let mut job_decided: HashMap<RefKey<'_>, Appended> = HashMap::new();
+            let written = self
+                .write_slots(
+                    c,
+                    entries,
+                    &slots,
+                    &mut job_decided,
+                    &mut pending,
+                    &mut job_stats,
+                    now,
+                )
+                .and_then(|out| {
+                    self.flush(c, &mut pending)?;
+                    job_stats.write(c)?;
+                    Ok(out)
+                });
+            let outcome = match written {
+                Ok(mut out) => {
+                    let size = self.edge.size();
+                    for a in &mut out {
+                        a.tree_size = size;
+                    }
+                    apply(c, &out).map(|()| out).map_err(AppendError::Rejected)
+                }
+                Err(e) => Err(AppendError::Store(e)),
+            };
+            match outcome {
+                Ok(out) => {
+                    c.batch("RELEASE SAVEPOINT mobius_job")?;
+                    decided.extend(job_decided);
+                    results.push(Ok(out));
+                }
+                Err(e) => {
+                    c.batch("ROLLBACK TO SAVEPOINT mobius_job")?;
+                    c.batch("RELEASE SAVEPOINT mobius_job")?;
+                    self.restore(snapshot);
+                    pending.clear();
+                    self.hashes_buf.clear();
+                    results.push(Err(e));
+                }
+            }
         }
         self.flush(c, &mut pending)?;
-        for (subject, index) in subjects {
-            c.execute(
-                "INSERT INTO ledger_subjects (subject, first_index) VALUES ($1, $2) \
-                 ON CONFLICT (subject) DO NOTHING",
-                &[Param::Text(subject), Param::Int(db::to_i64(index)?)],
-            )?;
-        }
-        for (t, n) in type_counts {
-            c.execute(
-                "INSERT INTO ledger_type_counts (type, count) VALUES ($1, $2) \
-                 ON CONFLICT (type) DO UPDATE SET count = ledger_type_counts.count + excluded.count",
-                &[Param::Text(t), Param::Int(n)],
-            )?;
-        }
+        stats.write(c)?;
         self.head.tree_size = self.edge.size();
         db::set_head(c, self.head)?;
         let size = self.head.tree_size;
@@ -511,6 +572,66 @@ impl State {
             }
         }
         Ok(results)
+    }
+
+    /// Assigns indexes to a request's new entries (buffering their rows) and resolves its
+    /// duplicates; seals a block whenever one fills up.
+    #[allow(clippy::too_many_arguments)]
+    fn write_slots<'a>(
+        &mut self,
+        c: &mut Conn,
+        entries: &'a [PreparedEntry],
+        slots: &[Slot],
+        decided: &mut HashMap<RefKey<'a>, Appended>,
+        pending: &mut Vec<(u64, &'a PreparedEntry)>,
+        stats: &mut GroupStats,
+        now: i64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut out: Vec<Appended> = Vec::with_capacity(slots.len());
+        for (pos, slot) in slots.iter().enumerate() {
+            let a = match slot {
+                Slot::Existing(a) => *a,
+                Slot::SameAs(p) => Appended {
+                    duplicate: true,
+                    ..out[*p]
+                },
+                Slot::SameAsEarlierJob => match decided.get(&ref_key(&entries[pos])) {
+                    Some(a) => Appended {
+                        duplicate: true,
+                        ..*a
+                    },
+                    None => return Err(StoreError::other("internal: unresolved duplicate ref")),
+                },
+                Slot::New(p) => {
+                    let e = &entries[*p];
+                    let index = self.edge.size();
+                    pending.push((index, e));
+                    self.edge.append(e.leaf_hash, &mut self.hashes_buf);
+                    *stats.type_counts.entry(e.entry_type.clone()).or_insert(0) += 1;
+                    if let Some(s) = &e.subject {
+                        stats.subjects.entry(s.clone()).or_insert(index);
+                    }
+                    let a = Appended {
+                        id: e.leaf_hash,
+                        index,
+                        timestamp_ms: e.timestamp_ms,
+                        tree_size: 0,
+                        duplicate: false,
+                    };
+                    if e.reference.is_some() {
+                        decided.insert(ref_key(e), a);
+                    }
+                    // Count-based seal: a block holds at most block_max_entries.
+                    if self.edge.size() - self.head.sealed_size >= self.config.block_max_entries {
+                        self.flush(c, pending)?;
+                        self.seal_in_tx(c, now)?;
+                    }
+                    a
+                }
+            };
+            out.push(a);
+        }
+        Ok(out)
     }
 
     /// Writes buffered entries and stored hashes with multi-row INSERTs (one statement per

@@ -337,3 +337,81 @@ fn two_writers_sqlite() {
 fn two_writers_postgres() {
     two_writers(true)
 }
+
+/// State changes commit in the same transaction as their entries (SPEC §1.1): a refused
+/// change leaves neither its entries nor its rows, consumes no index, and does not disturb
+/// the other requests of the same group commit.
+fn state_changes(pg: bool) {
+    let ts = store(pg);
+    ts.config
+        .connect()
+        .unwrap()
+        .batch("CREATE TABLE test_kv (k TEXT PRIMARY KEY, idx BIGINT NOT NULL)")
+        .unwrap();
+    let ledger = open(&ts, config(1000));
+    let rt = rt();
+    let change = |key: &'static str, refuse: bool| -> Option<mobius_ledger::writer::StateChange> {
+        Some(Box::new(
+            move |c: &mut mobius_store::Conn, out: &[mobius_ledger::writer::Appended]| {
+                c.execute(
+                    "INSERT INTO test_kv (k, idx) VALUES ($1, $2)",
+                    &[
+                        mobius_store::Param::Text(key),
+                        mobius_store::Param::Int(out[0].index as i64),
+                    ],
+                )?;
+                if refuse {
+                    return Err(mobius_http::ApiError::conflict(
+                        "refused by the domain rule",
+                    ));
+                }
+                Ok(())
+            },
+        ))
+    };
+    rt.block_on(async {
+        let (a, b, c, d) = tokio::join!(
+            ledger.append_with(vec![entry(1, Some("a"), "x")], change("a", false)),
+            ledger.append_with(
+                vec![entry(2, Some("b"), "x"), entry(3, None, "x")],
+                change("b", true)
+            ),
+            ledger.append(vec![entry(4, None, "plain")]),
+            ledger.append_with(vec![entry(5, Some("c"), "x")], change("c", false)),
+        );
+        assert_eq!(a.unwrap()[0].index, 0);
+        assert_eq!(b.unwrap_err().code, "conflict");
+        assert_eq!(
+            c.unwrap()[0].index,
+            1,
+            "the refused request consumed no index"
+        );
+        assert_eq!(d.unwrap()[0].index, 2);
+        // The refused ref was never written, so it can be used now.
+        let again = ledger
+            .append_with(vec![entry(2, Some("b"), "x")], change("b", false))
+            .await
+            .unwrap();
+        assert_eq!((again[0].index, again[0].duplicate), (3, false));
+    });
+    ledger.shutdown();
+    let mut c = ts.config.connect().unwrap();
+    let kv: Vec<(String, i64)> = c
+        .query("SELECT k, idx FROM test_kv ORDER BY k", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.text(0).unwrap().to_string(), r.i64(1).unwrap()))
+        .collect();
+    assert_eq!(kv, vec![("a".into(), 0), ("b".into(), 3), ("c".into(), 2)]);
+    let r = mobius_ledger::verify::verify_store(&mut c, &signer().verifier(), |_, _| {}).unwrap();
+    assert_eq!(r.entries, 4);
+}
+
+#[test]
+fn state_changes_sqlite() {
+    state_changes(false)
+}
+#[test]
+fn state_changes_postgres() {
+    state_changes(true)
+}

@@ -28,6 +28,7 @@ use std::time::Duration;
 pub enum Param<'a> {
     Null,
     Int(i64),
+    Float(f64),
     Text(&'a str),
     Bytes(&'a [u8]),
 }
@@ -35,6 +36,11 @@ pub enum Param<'a> {
 impl<'a> From<i64> for Param<'a> {
     fn from(v: i64) -> Self {
         Param::Int(v)
+    }
+}
+impl<'a> From<f64> for Param<'a> {
+    fn from(v: f64) -> Self {
+        Param::Float(v)
     }
 }
 impl<'a> From<&'a str> for Param<'a> {
@@ -73,6 +79,7 @@ impl<'a, T: Into<Param<'a>>> From<Option<T>> for Param<'a> {
 pub enum Value {
     Null,
     Int(i64),
+    Float(f64),
     Text(String),
     Bytes(Vec<u8>),
 }
@@ -108,6 +115,21 @@ impl Row {
             other => Err(StoreError::other(format!(
                 "column {i}: expected text, found {other:?}"
             ))),
+        }
+    }
+    pub fn f64(&self, i: usize) -> Result<f64, StoreError> {
+        match self.value(i)? {
+            Value::Float(v) => Ok(*v),
+            Value::Int(v) => Ok(*v as f64),
+            other => Err(StoreError::other(format!(
+                "column {i}: expected a number, found {other:?}"
+            ))),
+        }
+    }
+    pub fn opt_f64(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        match self.value(i)? {
+            Value::Null => Ok(None),
+            _ => self.f64(i).map(Some),
         }
     }
     pub fn opt_text(&self, i: usize) -> Result<Option<&str>, StoreError> {
@@ -412,6 +434,7 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(v)),
             Param::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
             Param::Bytes(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Param::Float(v) => ToSqlOutput::Borrowed(ValueRef::Real(v)),
         })
     }
 }
@@ -432,6 +455,10 @@ impl postgres_types::ToSql for Param<'_> {
             },
             Param::Text(v) => v.to_sql(ty, out),
             Param::Bytes(v) => v.to_sql(ty, out),
+            Param::Float(v) => match *ty {
+                Type::FLOAT4 => (v as f32).to_sql(ty, out),
+                _ => v.to_sql(ty, out),
+            },
         }
     }
     fn accepts(_ty: &postgres_types::Type) -> bool {
@@ -454,6 +481,12 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, StoreError> {
         Type::INT2 => row
             .try_get::<_, Option<i16>>(i)?
             .map_or(Value::Null, |v| Value::Int(v.into())),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)?
+            .map_or(Value::Null, Value::Float),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)?
+            .map_or(Value::Null, |v| Value::Float(v.into())),
         Type::BOOL => row
             .try_get::<_, Option<bool>>(i)?
             .map_or(Value::Null, |v| Value::Int(v.into())),
@@ -481,7 +514,7 @@ fn sqlite_row(row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Row> {
             ValueRef::Null => Value::Null,
             ValueRef::Integer(v) => Value::Int(v),
             // REAL never appears in our schema; keep it representable instead of failing.
-            ValueRef::Real(v) => Value::Text(v.to_string()),
+            ValueRef::Real(v) => Value::Float(v),
             ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
             ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
         });

@@ -14,10 +14,11 @@ pub struct Migration {
 /// Advisory-lock key that serialises concurrent migrators on PostgreSQL.
 const MIGRATION_LOCK_KEY: i64 = 0x6d6f_6269_7573_0001;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ledger and operator tokens",
-    sqlite: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ledger and operator tokens",
+        sqlite: r#"
 CREATE TABLE ledger_entries (
     idx          INTEGER PRIMARY KEY,
     id           BLOB    NOT NULL,
@@ -77,7 +78,7 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
-    postgres: r#"
+        postgres: r#"
 CREATE TABLE ledger_entries (
     idx          BIGINT PRIMARY KEY,
     id           BYTEA  NOT NULL,
@@ -137,7 +138,122 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "integrity monitor, alerts, automation halt, incidents",
+        sqlite: r#"
+CREATE TABLE integrity_samples (
+    at_ms       INTEGER PRIMARY KEY,
+    gi          REAL,
+    mii         REAL,
+    ledger      REAL,
+    economy     REAL,
+    reliability REAL,
+    sentinels   REAL,
+    detail      TEXT NOT NULL
+);
+CREATE TABLE automation_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    halted     INTEGER NOT NULL,
+    since_ms   INTEGER NOT NULL,
+    reason     TEXT    NOT NULL,
+    actor      TEXT    NOT NULL
+);
+CREATE TABLE alert_history (
+    id          INTEGER PRIMARY KEY,
+    alert_id    TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    severity    TEXT    NOT NULL,
+    from_state  TEXT,
+    to_state    TEXT    NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    value       REAL    NOT NULL,
+    labels      TEXT    NOT NULL,
+    summary     TEXT    NOT NULL,
+    acked_by    TEXT
+);
+CREATE INDEX alert_history_at ON alert_history (at_ms);
+CREATE TABLE incidents (
+    id            INTEGER PRIMARY KEY,
+    title         TEXT    NOT NULL,
+    severity      TEXT    NOT NULL,
+    services      TEXT    NOT NULL,
+    summary       TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    opened_at_ms  INTEGER NOT NULL,
+    opened_by     TEXT    NOT NULL,
+    alert_id      TEXT,
+    resolved_at_ms INTEGER,
+    postmortem    TEXT
+);
+CREATE TABLE incident_updates (
+    id          INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    at_ms       INTEGER NOT NULL,
+    author      TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    text        TEXT    NOT NULL
+);
+CREATE INDEX incident_updates_incident ON incident_updates (incident_id, id);
+"#,
+        postgres: r#"
+CREATE TABLE integrity_samples (
+    at_ms       BIGINT PRIMARY KEY,
+    gi          DOUBLE PRECISION,
+    mii         DOUBLE PRECISION,
+    ledger      DOUBLE PRECISION,
+    economy     DOUBLE PRECISION,
+    reliability DOUBLE PRECISION,
+    sentinels   DOUBLE PRECISION,
+    detail      TEXT NOT NULL
+);
+CREATE TABLE automation_state (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    halted     BIGINT NOT NULL,
+    since_ms   BIGINT NOT NULL,
+    reason     TEXT   NOT NULL,
+    actor      TEXT   NOT NULL
+);
+CREATE TABLE alert_history (
+    id          BIGSERIAL PRIMARY KEY,
+    alert_id    TEXT   NOT NULL,
+    rule        TEXT   NOT NULL,
+    severity    TEXT   NOT NULL,
+    from_state  TEXT,
+    to_state    TEXT   NOT NULL,
+    at_ms       BIGINT NOT NULL,
+    value       DOUBLE PRECISION NOT NULL,
+    labels      TEXT   NOT NULL,
+    summary     TEXT   NOT NULL,
+    acked_by    TEXT
+);
+CREATE INDEX alert_history_at ON alert_history (at_ms);
+CREATE TABLE incidents (
+    id            BIGSERIAL PRIMARY KEY,
+    title         TEXT   NOT NULL,
+    severity      TEXT   NOT NULL,
+    services      TEXT   NOT NULL,
+    summary       TEXT   NOT NULL,
+    status        TEXT   NOT NULL,
+    opened_at_ms  BIGINT NOT NULL,
+    opened_by     TEXT   NOT NULL,
+    alert_id      TEXT,
+    resolved_at_ms BIGINT,
+    postmortem    TEXT
+);
+CREATE TABLE incident_updates (
+    id          BIGSERIAL PRIMARY KEY,
+    incident_id BIGINT NOT NULL REFERENCES incidents (id),
+    at_ms       BIGINT NOT NULL,
+    author      TEXT   NOT NULL,
+    kind        TEXT   NOT NULL,
+    text        TEXT   NOT NULL
+);
+CREATE INDEX incident_updates_incident ON incident_updates (incident_id, id);
+"#,
+    },
+];
 
 fn ensure_table(conn: &mut Conn) -> Result<(), StoreError> {
     conn.batch(
