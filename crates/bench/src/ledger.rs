@@ -8,7 +8,7 @@
 //! 4. offline verification (`verify::verify_store`) of the whole store after a clean
 //!    shutdown,
 //! 5. raw baselines on the same filesystem: SQLite (WAL, synchronous=FULL) with one commit
-//!    per row and per 1000 rows, and a bare append + fdatasync loop,
+//!    per row and per 1000 rows, and bare 4 KiB write + fdatasync loops,
 //!
 //! and prints the figures next to the targets, plus per-phase diagnostics (group-commit
 //! sizes and durations from the sequencer's own histograms, CPU time per thread group,
@@ -133,6 +133,7 @@ pub fn run(opts: &BenchOpts) -> Result<(), String> {
         .join(" ");
     let started_at = rfc3339_ms(now_ms());
     let load_before = loadavg();
+    let revision = git_revision();
     let base = opts.data_dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&base).map_err(|e| format!("create {}: {e}", base.display()))?;
     let tmp = tempfile::Builder::new()
@@ -168,7 +169,7 @@ pub fn run(opts: &BenchOpts) -> Result<(), String> {
             "{load_before} before, {} after (1/5/15-minute averages; the machine may be shared)",
             loadavg()
         ),
-        revision: git_revision(),
+        revision,
         started_at,
         machine,
         settings,
@@ -291,8 +292,11 @@ fn probe(ledger: Option<Arc<Ledger>>, disk: Option<String>) -> Probe {
 struct Diag {
     phase: String,
     secs: f64,
-    /// CPU seconds: client, server runtime, sequencer, other.
-    cpu: [f64; 4],
+    /// CPU seconds: client, server runtime, sequencer, checkpointer, other threads of this
+    /// process.
+    cpu: [f64; sys::CPU_GROUPS],
+    /// CPU seconds used outside this process.
+    elsewhere: Option<f64>,
     /// Write requests/s, MB/s written, flushes/s.
     disk: Option<(f64, f64, Option<f64>)>,
     commits: Option<CommitSnap>,
@@ -300,10 +304,12 @@ struct Diag {
 
 fn diag(phase: impl Into<String>, a: &Snap, b: &Snap) -> Diag {
     let secs = b.at.duration_since(a.at).as_secs_f64();
+    let (cpu, elsewhere) = sys::cpu_delta(&a.cpu, &b.cpu);
     Diag {
         phase: phase.into(),
         secs,
-        cpu: sys::cpu_delta(&a.cpu, &b.cpu),
+        cpu,
+        elsewhere,
         disk: match (&a.disk, &b.disk) {
             (Some(x), Some(y)) => Some(sys::disk_rates(x, y, secs)),
             _ => None,
@@ -480,8 +486,10 @@ impl Report {
             ("client", true),
             ("server runtime", true),
             ("sequencer", true),
+            ("checkpointer", true),
             ("other", true),
             ("total", true),
+            ("rest of machine", true),
             ("disk writes/s", true),
             ("MB/s written", true),
             ("flushes/s", true),
@@ -504,7 +512,9 @@ impl Report {
                 pct(d.cpu[1]),
                 pct(d.cpu[2]),
                 pct(d.cpu[3]),
+                pct(d.cpu[4]),
                 pct(total),
+                d.elsewhere.map_or("-".into(), pct),
                 w,
                 mb,
                 fl,
@@ -609,7 +619,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "## CPU and disk\n\nCPU time per thread group as % of one core (`bench-client*` = load generator, `ledger-server*` = axum/tokio workers and blocking read pool, `ledger-sequence*` = the writer thread); disk counters from /proc/diskstats of the data directory's disk.\n\n{}",
+            "## CPU and disk\n\nCPU time per thread group as % of one core (`bench-client*` = load generator, `ledger-server*` = axum/tokio workers and blocking read pool, `ledger-sequence*` = the writer thread, `sqlite-checkpoint` = the background WAL checkpointer (when the store has one), other = the rest of this process, e.g. the main thread running verify and the baselines; \"rest of machine\" = busy CPU outside this process from /proc/stat, i.e. other processes and kernel threads such as the filesystem journal); disk counters from /proc/diskstats of the data directory's disk.\n\n{}",
             self.cpu_table().markdown()
         );
         let _ = writeln!(out, "## Notes\n");
@@ -1286,42 +1296,88 @@ fn baselines(
     drop(ins);
     drop(c);
 
-    // The floor under every durable commit: append 4 KiB, fdatasync.
-    eprintln!("baseline: append 4 KiB + fdatasync ({} s)", s.fsync_secs);
-    let fpath = dir.join("fsync.bin");
+    // The floor under every durable commit: write 4 KiB and fdatasync, overwriting a
+    // preallocated file (no size change, as in a reused WAL) and appending to a growing one
+    // (the size change must be made durable too).
+    for overwrite in [true, false] {
+        let name = if overwrite {
+            "fdatasync after 4 KiB overwrite"
+        } else {
+            "fdatasync after 4 KiB append"
+        };
+        eprintln!("baseline: {name} ({} s)", s.fsync_secs);
+        let o = fsync_loop(
+            &dir.join(if overwrite {
+                "fsync-overwrite.bin"
+            } else {
+                "fsync-append.bin"
+            }),
+            overwrite,
+            s.fsync_secs,
+            &p,
+            |a, b| rep.diags.push(diag(name, a, b)),
+        )?;
+        rep.row_from(
+            name.into(),
+            &o,
+            format!("{} fsyncs/s", report::rate(o.rate())),
+            "(baseline)",
+            None,
+        );
+    }
+    Ok(())
+}
+
+fn fsync_loop(
+    path: &Path,
+    overwrite: bool,
+    secs: f64,
+    p: &Probe,
+    mut on_diag: impl FnMut(&Snap, &Snap),
+) -> Result<Outcome, String> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 4096;
+    const SLOTS: u64 = 4096; // a 16 MiB preallocated file
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
-        .open(&fpath)
-        .map_err(|e| format!("create {}: {e}", fpath.display()))?;
-    let block = vec![0x5au8; 4096];
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    if overwrite {
+        let zeros = vec![0u8; BLOCK * 256];
+        for _ in 0..(SLOTS as usize * BLOCK / zeros.len()) {
+            f.write_all(&zeros).map_err(io)?;
+        }
+        f.sync_all().map_err(io)?;
+    }
+    let block = vec![0x5au8; BLOCK];
     let mut lat = Vec::new();
     let a = p();
-    let end = Instant::now() + Duration::from_secs_f64(s.fsync_secs);
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut i = 0u64;
     while Instant::now() < end {
         let t0 = Instant::now();
-        f.write_all(&block)
-            .and_then(|_| f.sync_data())
-            .map_err(|e| format!("write {}: {e}", fpath.display()))?;
+        if overwrite {
+            f.write_all_at(&block, (i % SLOTS) * BLOCK as u64)
+                .map_err(io)?;
+        } else {
+            f.write_all(&block).map_err(io)?;
+        }
+        f.sync_data().map_err(io)?;
         lat.push(t0.elapsed().as_nanos() as u64);
+        i += 1;
     }
     let b = p();
-    let o = Outcome {
+    on_diag(&a, &b);
+    Ok(Outcome {
         ok: lat.len() as u64,
         window: b.at.duration_since(a.at),
         latencies_ns: sorted(lat),
         ..Outcome::default()
-    };
-    let name = "append 4 KiB + fdatasync".to_string();
-    rep.row_from(
-        name.clone(),
-        &o,
-        format!("{} fsyncs/s", report::rate(o.rate())),
-        "(baseline)",
-        None,
-    );
-    rep.diags.push(diag(name, &a, &b));
-    Ok(())
+    })
 }
 
 fn loadavg() -> String {

@@ -142,8 +142,10 @@ fn block_disk(dev: &str) -> Option<String> {
     Some(disk.file_name()?.to_string_lossy().into_owned())
 }
 
-/// Thread groups CPU time is reported by (matched on the thread name): client, server
-/// runtime, sequencer, other.
+/// Thread groups CPU time is reported by (matched on the thread name, which Linux cuts to
+/// 15 bytes): client, server runtime, sequencer, SQLite checkpointer, other.
+pub const CPU_GROUPS: usize = 5;
+
 fn cpu_group(comm: &str) -> usize {
     if comm.starts_with("bench-client") {
         0
@@ -151,8 +153,10 @@ fn cpu_group(comm: &str) -> usize {
         1
     } else if comm.starts_with("ledger-sequence") {
         2
-    } else {
+    } else if comm.starts_with("sqlite-checkpoi") {
         3
+    } else {
+        4
     }
 }
 
@@ -160,12 +164,33 @@ fn cpu_group(comm: &str) -> usize {
 #[derive(Debug, Clone, Default)]
 pub struct CpuSnap {
     threads: HashMap<u32, (usize, u64)>,
+    /// Busy CPU time of the whole machine (all processes), nanoseconds.
+    machine_busy_ns: Option<u64>,
+}
+
+/// Non-idle time of all CPUs from /proc/stat (user, nice, system, irq, softirq, steal),
+/// assuming 100 clock ticks per second.
+fn machine_busy_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
+    Some(busy * 10_000_000)
 }
 
 pub fn cpu_snapshot() -> CpuSnap {
     let mut threads = HashMap::new();
+    let machine_busy_ns = machine_busy_ns();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return CpuSnap { threads };
+        return CpuSnap {
+            threads,
+            machine_busy_ns,
+        };
     };
     for e in dir.flatten() {
         let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -188,18 +213,28 @@ pub fn cpu_snapshot() -> CpuSnap {
             threads.insert(tid, (cpu_group(comm.trim()), ns));
         }
     }
-    CpuSnap { threads }
+    CpuSnap {
+        threads,
+        machine_busy_ns,
+    }
 }
 
 /// CPU seconds per group between two snapshots (threads that exited in between are lost,
-/// so the server runtime keeps its blocking threads alive for the whole run).
-pub fn cpu_delta(a: &CpuSnap, b: &CpuSnap) -> [f64; 4] {
-    let mut out = [0.0; 4];
+/// so the server runtime keeps its blocking threads alive for the whole run), and as a fifth
+/// figure the CPU seconds used by the rest of the machine (other processes, the kernel
+/// outside our threads) when /proc/stat is readable (10 ms resolution).
+pub fn cpu_delta(a: &CpuSnap, b: &CpuSnap) -> ([f64; CPU_GROUPS], Option<f64>) {
+    let mut out = [0.0; CPU_GROUPS];
     for (tid, (g, ns)) in &b.threads {
         let before = a.threads.get(tid).map_or(0, |x| x.1);
         out[*g] += ns.saturating_sub(before) as f64 / 1e9;
     }
-    out
+    let ours: f64 = out.iter().sum();
+    let rest = match (a.machine_busy_ns, b.machine_busy_ns) {
+        (Some(x), Some(y)) => Some((y.saturating_sub(x) as f64 / 1e9 - ours).max(0.0)),
+        _ => None,
+    };
+    (out, rest)
 }
 
 /// Counters of one disk from /proc/diskstats.

@@ -40,8 +40,18 @@ pub struct Check {
     pub critical: bool,
 }
 
+/// GI for `/healthz` and the `/api/integrity-check` body, supplied by the integrity monitor
+/// (SPEC §9). Implementations read cached state only.
+pub trait IntegritySource: Send + Sync {
+    /// Fields merged into `/healthz`: `gi`, `gi_threshold`, `gi_ok`.
+    fn healthz_fields(&self) -> serde_json::Map<String, Value>;
+    /// The integrity-check body for `service`, and whether GI is at or above the threshold.
+    fn integrity_check(&self, service: &str) -> (bool, Value);
+}
+
 /// Cached health state of one service.
 pub struct Health {
+    integrity: RwLock<Option<Arc<dyn IntegritySource>>>,
     pub service: String,
     pub metrics: Arc<Metrics>,
     started: Instant,
@@ -57,7 +67,18 @@ impl Health {
             started: Instant::now(),
             ready: AtomicBool::new(false),
             checks: RwLock::default(),
+            integrity: RwLock::default(),
         })
+    }
+
+    /// Attaches the integrity monitor's state: `/healthz` then carries GI and
+    /// `/api/integrity-check` answers.
+    pub fn set_integrity(&self, source: Arc<dyn IntegritySource>) {
+        *self.integrity.write().unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    fn integrity(&self) -> Option<Arc<dyn IntegritySource>> {
+        self.integrity.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -98,8 +119,14 @@ impl Health {
 
     /// The `/healthz` body and whether the service can serve.
     pub fn healthz(&self) -> (bool, Value) {
-        let (status, can_serve, checks) = self.snapshot();
-        let body = json!({
+        let (mut status, can_serve, checks) = self.snapshot();
+        let gi_fields = self.integrity().map(|i| i.healthz_fields());
+        if status == CheckStatus::Pass
+            && gi_fields.as_ref().is_some_and(|f| f.get("gi_ok") != Some(&Value::Bool(true)))
+        {
+            status = CheckStatus::Warn;
+        }
+        let mut body = json!({
             "status": status,
             "service": self.service,
             "version": VERSION,
@@ -107,6 +134,9 @@ impl Health {
             "checks": checks,
             "timestamp": rfc3339_ms(now_ms()),
         });
+        if let (Some(fields), Some(obj)) = (gi_fields, body.as_object_mut()) {
+            obj.extend(fields);
+        }
         (can_serve, body)
     }
 }
@@ -137,6 +167,18 @@ async fn healthz(State(h): State<Arc<Health>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+async fn integrity_check(State(h): State<Arc<Health>>) -> Response {
+    match h.integrity() {
+        Some(source) => {
+            let (ok, body) = source.integrity_check(&h.service);
+            let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            (code, axum::Json(body)).into_response()
+        }
+        None => crate::ApiError::unavailable("the integrity monitor is not running in this deployment")
+            .into_response(),
+    }
+}
+
 async fn metrics(State(h): State<Arc<Health>>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], h.metrics.render()).into_response()
 }
@@ -149,6 +191,7 @@ pub fn service_router(api: Router, health: Arc<Health>) -> Router {
         .route("/readyz", get(readyz))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/integrity-check", get(integrity_check))
         .with_state(health.clone());
     api.merge(ops)
         .fallback(crate::error::not_found_fallback)

@@ -245,7 +245,7 @@ pub fn entry_by_index(c: &mut Conn, index: u64) -> Result<Option<EntryRow>, Stor
 
 pub fn entry_by_id(c: &mut Conn, id: &Hash) -> Result<Option<EntryRow>, StoreError> {
     c.query_opt(
-        "SELECT idx, id, leaf_data FROM ledger_entries WHERE id = $1",
+        "SELECT idx, id, leaf_data FROM ledger_entries WHERE id = $1 ORDER BY idx LIMIT 1",
         &[Param::Bytes(id)],
     )?
     .map(|r| entry_from_row(&r))

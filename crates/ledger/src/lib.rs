@@ -103,6 +103,12 @@ impl Ledger {
                 max_group_entries: config.max_group_entries.max(1),
             },
         )?;
+        let writer = match &store {
+            StoreConfig::Sqlite { path } => {
+                writer.with_wal(std::path::PathBuf::from(format!("{}-wal", path.display())))
+            }
+            StoreConfig::Postgres { .. } => writer,
+        };
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_MAX_JOBS);
         let thread = std::thread::Builder::new()
             .name("ledger-sequencer".into())

@@ -415,3 +415,32 @@ fn state_changes_sqlite() {
 fn state_changes_postgres() {
     state_changes(true)
 }
+
+/// Identical entries without a ref (same body, same millisecond) share a leaf hash; both are
+/// appended at their own index, and by-id lookup answers the first.
+fn identical_entries(pg: bool) {
+    let ts = store(pg);
+    let ledger = open(&ts, config(1000));
+    let rt = rt();
+    let out = rt
+        .block_on(ledger.append(vec![entry(7, None, "same"), entry(7, None, "same")]))
+        .unwrap();
+    assert_eq!((out[0].index, out[1].index), (0, 1));
+    assert_eq!(out[0].id, out[1].id);
+    ledger.shutdown();
+    let mut c = ts.config.connect().unwrap();
+    assert_eq!(
+        db::entry_by_id(&mut c, &out[0].id).unwrap().unwrap().index,
+        0
+    );
+    mobius_ledger::verify::verify_store(&mut c, &signer().verifier(), |_, _| {}).unwrap();
+}
+
+#[test]
+fn identical_entries_sqlite() {
+    identical_entries(false)
+}
+#[test]
+fn identical_entries_postgres() {
+    identical_entries(true)
+}

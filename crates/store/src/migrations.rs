@@ -30,7 +30,7 @@ CREATE TABLE ledger_entries (
     timestamp_ms INTEGER NOT NULL,
     leaf_data    BLOB    NOT NULL
 );
-CREATE UNIQUE INDEX ledger_entries_id ON ledger_entries (id);
+CREATE INDEX ledger_entries_id ON ledger_entries (id);
 CREATE UNIQUE INDEX ledger_entries_ref ON ledger_entries (source, ref) WHERE ref IS NOT NULL;
 CREATE INDEX ledger_entries_subject ON ledger_entries (subject, idx) WHERE subject IS NOT NULL;
 CREATE INDEX ledger_entries_type ON ledger_entries (type, idx);
@@ -90,7 +90,7 @@ CREATE TABLE ledger_entries (
     timestamp_ms BIGINT NOT NULL,
     leaf_data    BYTEA  NOT NULL
 );
-CREATE UNIQUE INDEX ledger_entries_id ON ledger_entries (id);
+CREATE INDEX ledger_entries_id ON ledger_entries (id);
 CREATE UNIQUE INDEX ledger_entries_ref ON ledger_entries (source, ref) WHERE ref IS NOT NULL;
 CREATE INDEX ledger_entries_subject ON ledger_entries (subject, idx) WHERE subject IS NOT NULL;
 CREATE INDEX ledger_entries_type ON ledger_entries (type, idx);
