@@ -732,6 +732,7 @@ fn bench(s: &Settings, machine: &Machine, dir: &Path) -> Result<Report, String> 
         routes::LedgerApi {
             ledger: ledger.clone(),
             auth: Authenticator::new(Pool::new(store.clone(), 4)),
+            automation: None,
         },
         health,
     );

@@ -5,6 +5,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// Marks a 5xx response that is a deliberate refusal (automation halted), not a failure: it
+/// is still counted as a request, and also in `mobius_http_policy_refusals_total`, so the
+/// reliability measure does not treat the halt itself as an outage.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyRefusal;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -127,6 +133,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message, "details": self.details } });
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.code == "automation_halted" {
+            resp.extensions_mut().insert(PolicyRefusal);
+        }
         if let Some(s) = self.retry_after_s
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

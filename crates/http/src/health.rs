@@ -40,6 +40,13 @@ pub struct Check {
     pub critical: bool,
 }
 
+/// The automation guard (SPEC §9.1): automated operations call `check` first and get
+/// 503 `automation_halted` while automation is halted. Implemented by the ops crate; services
+/// hold it as `Arc<dyn Guard>` so they need not depend on ops.
+pub trait Guard: Send + Sync {
+    fn check(&self) -> Result<(), crate::ApiError>;
+}
+
 /// GI for `/healthz` and the `/api/integrity-check` body, supplied by the integrity monitor
 /// (SPEC §9). Implementations read cached state only.
 pub trait IntegritySource: Send + Sync {
@@ -78,7 +85,10 @@ impl Health {
     }
 
     fn integrity(&self) -> Option<Arc<dyn IntegritySource>> {
-        self.integrity.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.integrity
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -122,7 +132,9 @@ impl Health {
         let (mut status, can_serve, checks) = self.snapshot();
         let gi_fields = self.integrity().map(|i| i.healthz_fields());
         if status == CheckStatus::Pass
-            && gi_fields.as_ref().is_some_and(|f| f.get("gi_ok") != Some(&Value::Bool(true)))
+            && gi_fields
+                .as_ref()
+                .is_some_and(|f| f.get("gi_ok") != Some(&Value::Bool(true)))
         {
             status = CheckStatus::Warn;
         }
@@ -171,11 +183,17 @@ async fn integrity_check(State(h): State<Arc<Health>>) -> Response {
     match h.integrity() {
         Some(source) => {
             let (ok, body) = source.integrity_check(&h.service);
-            let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let code = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             (code, axum::Json(body)).into_response()
         }
-        None => crate::ApiError::unavailable("the integrity monitor is not running in this deployment")
-            .into_response(),
+        None => {
+            crate::ApiError::unavailable("the integrity monitor is not running in this deployment")
+                .into_response()
+        }
     }
 }
 

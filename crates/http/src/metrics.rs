@@ -99,6 +99,7 @@ pub type Collector = Box<dyn Fn(&mut String) + Send + Sync>;
 pub struct Metrics {
     service: String,
     routes: RwLock<HashMap<(String, String), Arc<RouteStats>>>,
+    refusals: Mutex<BTreeMap<(String, String, u16), u64>>,
     collectors: RwLock<Vec<Collector>>,
 }
 
@@ -130,6 +131,7 @@ impl Metrics {
         Arc::new(Metrics {
             service: service.to_string(),
             routes: RwLock::default(),
+            refusals: Mutex::default(),
             collectors: RwLock::default(),
         })
     }
@@ -174,6 +176,16 @@ impl Metrics {
             .latency
             .get_or_init(|| Histogram::new(&LATENCY_BUCKETS_S))
             .observe(elapsed);
+    }
+
+    /// Records a deliberate refusal (see `error::PolicyRefusal`).
+    pub fn observe_policy_refusal(&self, route: &str, method: &str, status: u16) {
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((route.to_string(), method.to_string(), status))
+            .or_insert(0) += 1;
     }
 
     /// Totals over all routes: (requests, 5xx responses).
@@ -233,6 +245,25 @@ impl Metrics {
                 );
                 h.render(&mut out, HTTP_REQUEST_DURATION, &labels);
             }
+        }
+        family(
+            &mut out,
+            "mobius_http_policy_refusals_total",
+            "counter",
+            "Responses refused by policy (automation halted); included in mobius_http_requests_total, not failures.",
+        );
+        for ((route, method, status), n) in self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "mobius_http_policy_refusals_total{{{svc},route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                escape_label(route),
+                escape_label(method)
+            );
         }
         render_process(&mut out);
         for c in self

@@ -72,6 +72,15 @@ pub async fn observe(State(health): State<Arc<Health>>, mut req: Request, next: 
         health
             .metrics
             .observe_request(&route, &method, status, elapsed);
+        if resp
+            .extensions()
+            .get::<crate::error::PolicyRefusal>()
+            .is_some()
+        {
+            health
+                .metrics
+                .observe_policy_refusal(&route, &method, status);
+        }
     }
     if !ops || status >= 400 {
         let level = if status >= 500 {

@@ -204,7 +204,7 @@ pub fn prepare(
             position,
             "payload",
             format!(
-                "the number {n} has magnitude 2^53 or more and cannot be stored exactly \
+                "the integer {n} has magnitude 2^53 or more and cannot be stored exactly \
                  (JSON numbers are IEEE-754 doubles); send it as a string"
             ),
         ));
@@ -271,17 +271,18 @@ pub fn prepare(
     })
 }
 
-/// Finds a number the canonical form could not carry exactly: any magnitude ≥ 2^53 (an
-/// integer that overflowed into a float, or a float that silently lost digits). Without this
-/// check two different bodies could canonicalise to the same bytes.
+/// Finds an integer the canonical form could not carry exactly (magnitude ≥ 2^53): RFC 8785
+/// numbers are IEEE-754 doubles, so such an integer would silently lose digits. Non-integer
+/// numbers are doubles by definition and are canonicalised as such.
 fn first_imprecise_number(v: &Value) -> Option<String> {
-    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
     match v {
         Value::Number(n) => {
             let imprecise = match (n.as_u64(), n.as_i64(), n.as_f64()) {
                 (Some(u), _, _) => u >= 1 << 53,
                 (None, Some(i), _) => i.unsigned_abs() >= 1 << 53,
-                (None, None, Some(f)) => !f.is_finite() || f.abs() >= LIMIT,
+                // Other numbers are IEEE-754 doubles, canonicalised per RFC 8785 (as 0.1 or
+                // 1e+21 are); only non-finite values are refused.
+                (None, None, Some(f)) => !f.is_finite(),
                 _ => true,
             };
             imprecise.then(|| n.to_string())
@@ -330,10 +331,12 @@ mod tests {
             first_imprecise_number(&parse(r#"{"a":[1,2.5,-9007199254740991]}"#)),
             None
         );
-        assert!(first_imprecise_number(&parse(r#"{"n":18446744073709551617}"#)).is_some());
-        assert!(first_imprecise_number(&parse(r#"{"m":9007199254740993.0}"#)).is_some());
-        assert!(first_imprecise_number(&parse(r#"{"x":{"y":[1e300]}}"#)).is_some());
-        assert!(first_imprecise_number(&parse(r#"{"n":9007199254740992}"#)).is_some());
+        assert!(first_imprecise_number(&parse(r#"{"x":{"y":[9007199254740993]}}"#)).is_some());
+        assert!(first_imprecise_number(&parse(r#"{"n":-9007199254740992}"#)).is_some());
+        assert_eq!(
+            first_imprecise_number(&parse(r#"{"x":{"y":[1e300, 1e21, 0.1]}}"#)),
+            None
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub const PAGE_MAX: usize = 1000;
 pub struct LedgerApi {
     pub ledger: Arc<Ledger>,
     pub auth: Arc<Authenticator>,
+    /// The automation guard; the scripted-seal endpoint is the ledger's guarded operation.
+    pub automation: Option<Arc<dyn mobius_http::health::Guard>>,
 }
 
 impl FromRef<LedgerApi> for Arc<Authenticator> {
@@ -536,9 +538,14 @@ async fn key(State(api): State<LedgerApi>) -> Response {
     axum::Json(json!({"origin": api.ledger.signer.name(), "verifier_key": api.ledger.signer.verifier_key()})).into_response()
 }
 
-/// Operator: seal a block now instead of waiting for the timer.
+/// Operator: seal a block now instead of waiting for the timer. This is the hook scripts and
+/// jobs use, so it is guarded: 503 `automation_halted` while automation is halted (the timer
+/// keeps sealing — a halted system still publishes signed checkpoints).
 async fn seal(State(api): State<LedgerApi>, auth: Auth) -> Result<Response, ApiError> {
     auth.require_operator()?;
+    if let Some(g) = &api.automation {
+        g.check()?;
+    }
     let b = api.ledger.seal().await?;
     Ok(axum::Json(json!({"sealed": b.as_ref().map(db::Block::to_json)})).into_response())
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Seed ports (SPEC §1).
 pub const SERVICES: &[(&str, u16)] = &[
+    ("portal", 3002),
     ("ledger-api", 4001),
     ("indexer-api", 4002),
     ("eomm-api", 4003),
@@ -42,6 +43,19 @@ pub struct ServeOpts {
     /// ledger-api port (overrides seed port + offset; 0 picks a free port)
     #[arg(long, env = "MOBIUS_LEDGER_PORT")]
     pub ledger_port: Option<u16>,
+    /// portal port: ops API and integrity monitor (overrides seed port 3002 + offset; 0 = any)
+    #[arg(long, env = "MOBIUS_PORTAL_PORT")]
+    pub portal_port: Option<u16>,
+    /// Alert webhook URLs (Alertmanager-compatible JSON), comma-separated
+    #[arg(long, env = "MOBIUS_ALERT_WEBHOOKS", value_delimiter = ',')]
+    pub alert_webhooks: Vec<String>,
+    /// Integrity sample interval [default: 10000]
+    #[arg(long, env = "MOBIUS_INTEGRITY_SAMPLE_INTERVAL_MS")]
+    pub integrity_sample_interval_ms: Option<u64>,
+    /// Services the portal's monitor probes in a split deployment: NAME=URL, comma-separated
+    /// (`mobius up` probes its own services)
+    #[arg(long, env = "MOBIUS_SERVICE_URLS", value_delimiter = ',')]
+    pub service_urls: Vec<String>,
     /// Checkpoint origin (the signing key's name) [default: mobius.local/civic-ledger]
     #[arg(long, env = "MOBIUS_LEDGER_ORIGIN")]
     pub ledger_origin: Option<String>,
@@ -64,12 +78,32 @@ pub struct FileConfig {
     pub ports: FilePorts,
     #[serde(default)]
     pub ledger: FileLedger,
+    #[serde(default)]
+    pub integrity: FileIntegrity,
+    #[serde(default)]
+    pub alerts: FileAlerts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIntegrity {
+    pub sample_interval_ms: Option<u64>,
+    pub scrub_per_sample: Option<u64>,
+    pub attest_every_ms: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAlerts {
+    #[serde(default)]
+    pub webhooks: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilePorts {
     pub ledger: Option<u16>,
+    pub portal: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +127,13 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub signing_key_file: PathBuf,
     pub config_file: Option<PathBuf>,
+    pub portal_port: u16,
+    pub webhooks: Vec<String>,
+    pub sample_interval_ms: u64,
+    pub scrub_per_sample: u64,
+    pub attest_every_ms: i64,
+    /// (name, URL) for `serve portal`.
+    pub service_urls: Vec<(String, String)>,
 }
 
 fn read_file_config(common: &CommonOpts) -> Result<(FileConfig, Option<PathBuf>), String> {
@@ -182,6 +223,44 @@ impl Config {
         // The origin is also the signing key's name: validate it now, not at first seal.
         mobius_core::note::NoteSigner::from_seed(&ledger.origin, &[0u8; 32])
             .map_err(|e| format!("ledger.origin {:?}: {e}", ledger.origin))?;
+        let portal_port = match serve.and_then(|s| s.portal_port).or(fc.ports.portal) {
+            Some(p) => p,
+            None => offset_port("portal", port_offset)?,
+        };
+        let webhooks = match serve
+            .map(|s| s.alert_webhooks.clone())
+            .filter(|w| !w.is_empty())
+        {
+            Some(w) => w,
+            None => fc.alerts.webhooks,
+        };
+        for w in &webhooks {
+            if !w.starts_with("http://") {
+                return Err(format!(
+                    "alert webhook {:?}: only http:// URLs are supported (put a TLS proxy in front)",
+                    mask_query(w)
+                ));
+            }
+        }
+        let sample_interval_ms = serve
+            .and_then(|s| s.integrity_sample_interval_ms)
+            .or(fc.integrity.sample_interval_ms)
+            .unwrap_or(10_000);
+        if !(100..=600_000).contains(&sample_interval_ms) {
+            return Err("integrity.sample_interval_ms must be 100 to 600000".into());
+        }
+        let scrub_per_sample = fc.integrity.scrub_per_sample.unwrap_or(10_000);
+        if !(1..=10_000_000).contains(&scrub_per_sample) {
+            return Err("integrity.scrub_per_sample must be 1 to 10000000".into());
+        }
+        let attest_every_ms = fc.integrity.attest_every_ms.unwrap_or(300_000);
+        let mut service_urls = Vec::new();
+        for s in serve.map(|s| s.service_urls.clone()).unwrap_or_default() {
+            let (name, url) = s
+                .split_once('=')
+                .ok_or_else(|| format!("--service-urls entry {s:?}: use NAME=URL"))?;
+            service_urls.push((name.to_string(), url.to_string()));
+        }
         let signing_key_file = fc
             .ledger
             .signing_key_file
@@ -195,6 +274,12 @@ impl Config {
             ledger,
             signing_key_file,
             config_file,
+            portal_port,
+            webhooks,
+            sample_interval_ms,
+            scrub_per_sample,
+            attest_every_ms,
+            service_urls,
         })
     }
 
@@ -210,7 +295,9 @@ impl Config {
             "store": self.store.masked(),
             "bind": self.bind,
             "port_offset": self.port_offset,
-            "ports": {"ledger-api": self.ledger_port},
+            "ports": {"ledger-api": self.ledger_port, "portal": self.portal_port},
+            "integrity": {"sample_interval_ms": self.sample_interval_ms, "scrub_per_sample": self.scrub_per_sample, "attest_every_ms": self.attest_every_ms},
+            "alerts": {"webhooks": self.webhooks.iter().map(|w| mask_query(w)).collect::<Vec<_>>()},
             "ledger": {
                 "origin": self.ledger.origin,
                 "block_interval_ms": self.ledger.block_interval_ms,
@@ -220,6 +307,14 @@ impl Config {
             },
             "operator_token_file": self.operator_token_file().display().to_string(),
         })
+    }
+}
+
+/// Webhook URLs may carry secrets in their query string: show only what precedes it.
+fn mask_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?****"),
+        None => url.to_string(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod config;
 mod run;
+mod status;
 
 use clap::{Parser, Subcommand};
 use config::{CommonOpts, Config, ServeOpts};
@@ -48,6 +49,24 @@ enum Command {
     },
     /// Apply pending store schema migrations
     Migrate,
+    /// Table of every service: health, GI, latency (non-zero exit if anything fails)
+    Status {
+        /// Portal URL [default: from <data>/endpoints.json]
+        #[arg(long)]
+        url: Option<String>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// The deploy integrity gate: exit 0 only when MII >= 0.95, GI >= 0.95 and automation runs
+    Gate {
+        /// Portal URL [default: from <data>/endpoints.json]
+        #[arg(long)]
+        url: Option<String>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks (print throughput and latency percentiles; not tests)
     Bench {
         #[command(subcommand)]
@@ -59,6 +78,9 @@ enum Command {
 enum ServeCommand {
     /// The Civic Ledger (ledger-api, seed port 4001)
     Ledger(ServeOpts),
+    /// The portal: ops API and integrity monitor (seed port 3002); probe the other services
+    /// with --service-urls ledger-api=http://...
+    Portal(ServeOpts),
 }
 
 #[derive(Subcommand)]
@@ -120,10 +142,15 @@ fn main() -> ExitCode {
     mobius_http::metrics::mark_process_start();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(serve) => run::up(&cli.common, &serve),
+        Command::Up(serve) => run::up(&cli.common, &serve, run::Services::All),
         Command::Serve {
             service: ServeCommand::Ledger(serve),
-        } => run::up(&cli.common, &serve),
+        } => run::up(&cli.common, &serve, run::Services::Ledger),
+        Command::Serve {
+            service: ServeCommand::Portal(serve),
+        } => run::up(&cli.common, &serve, run::Services::Portal),
+        Command::Status { url, json } => status::status(&cli.common, url.as_deref(), json),
+        Command::Gate { url, json } => status::gate(&cli.common, url.as_deref(), json),
         Command::Ledger {
             command:
                 LedgerCommand::Verify {

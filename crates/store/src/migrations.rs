@@ -175,7 +175,7 @@ CREATE TABLE alert_history (
 );
 CREATE INDEX alert_history_at ON alert_history (at_ms);
 CREATE TABLE incidents (
-    id            INTEGER PRIMARY KEY,
+    id            TEXT    PRIMARY KEY,
     title         TEXT    NOT NULL,
     severity      TEXT    NOT NULL,
     services      TEXT    NOT NULL,
@@ -187,9 +187,10 @@ CREATE TABLE incidents (
     resolved_at_ms INTEGER,
     postmortem    TEXT
 );
+CREATE INDEX incidents_status ON incidents (status, opened_at_ms);
 CREATE TABLE incident_updates (
     id          INTEGER PRIMARY KEY,
-    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    incident_id TEXT    NOT NULL REFERENCES incidents (id),
     at_ms       INTEGER NOT NULL,
     author      TEXT    NOT NULL,
     kind        TEXT    NOT NULL,
@@ -230,7 +231,7 @@ CREATE TABLE alert_history (
 );
 CREATE INDEX alert_history_at ON alert_history (at_ms);
 CREATE TABLE incidents (
-    id            BIGSERIAL PRIMARY KEY,
+    id            TEXT   PRIMARY KEY,
     title         TEXT   NOT NULL,
     severity      TEXT   NOT NULL,
     services      TEXT   NOT NULL,
@@ -242,9 +243,10 @@ CREATE TABLE incidents (
     resolved_at_ms BIGINT,
     postmortem    TEXT
 );
+CREATE INDEX incidents_status ON incidents (status, opened_at_ms);
 CREATE TABLE incident_updates (
     id          BIGSERIAL PRIMARY KEY,
-    incident_id BIGINT NOT NULL REFERENCES incidents (id),
+    incident_id TEXT   NOT NULL REFERENCES incidents (id),
     at_ms       BIGINT NOT NULL,
     author      TEXT   NOT NULL,
     kind        TEXT   NOT NULL,

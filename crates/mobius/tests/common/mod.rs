@@ -414,6 +414,7 @@ impl Stack {
             .arg("up")
             .args(&self.up_args)
             .env("MOBIUS_LEDGER_PORT", "0")
+            .env("MOBIUS_PORTAL_PORT", "0")
             .env("RUST_BACKTRACE", "1")
             .stdout(stdout)
             .stderr(stderr);
@@ -540,8 +541,8 @@ impl Stack {
             self.stop();
         }
         // Move the data out without running Stack's Drop on a running child.
-        let data = std::mem::replace(&mut self.data, StackData::placeholder());
-        data
+
+        std::mem::replace(&mut self.data, StackData::placeholder())
     }
 
     // ---- HTTP conveniences -------------------------------------------------------------
