@@ -97,6 +97,19 @@ pub struct FileIntegrity {
 pub struct FileAlerts {
     #[serde(default)]
     pub webhooks: Vec<String>,
+    /// Overrides of the default rules (SPEC §9.1), by name.
+    #[serde(default)]
+    pub rules: Vec<RuleOverride>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverride {
+    pub name: String,
+    pub for_ms: Option<i64>,
+    pub for_samples: Option<u32>,
+    pub threshold: Option<f64>,
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +147,7 @@ pub struct Config {
     pub attest_every_ms: i64,
     /// (name, URL) for `serve portal`.
     pub service_urls: Vec<(String, String)>,
+    pub alert_rules: Vec<mobius_ops::alerts::RuleConfig>,
 }
 
 fn read_file_config(common: &CommonOpts) -> Result<(FileConfig, Option<PathBuf>), String> {
@@ -261,6 +275,31 @@ impl Config {
                 .ok_or_else(|| format!("--service-urls entry {s:?}: use NAME=URL"))?;
             service_urls.push((name.to_string(), url.to_string()));
         }
+        let mut alert_rules = mobius_ops::alerts::default_rules();
+        for o in &fc.alerts.rules {
+            let r = alert_rules
+                .iter_mut()
+                .find(|r| r.name == o.name)
+                .ok_or_else(|| format!("alerts.rules: unknown rule {:?}", o.name))?;
+            if let Some(v) = o.for_ms {
+                if v < 0 {
+                    return Err(format!(
+                        "alerts.rules {}: for_ms must not be negative",
+                        o.name
+                    ));
+                }
+                r.for_ms = v;
+            }
+            if let Some(v) = o.for_samples {
+                r.for_samples = v.max(1);
+            }
+            if let Some(v) = o.threshold {
+                r.threshold = v;
+            }
+            if let Some(v) = o.enabled {
+                r.enabled = v;
+            }
+        }
         let signing_key_file = fc
             .ledger
             .signing_key_file
@@ -280,6 +319,7 @@ impl Config {
             scrub_per_sample,
             attest_every_ms,
             service_urls,
+            alert_rules,
         })
     }
 
@@ -297,7 +337,7 @@ impl Config {
             "port_offset": self.port_offset,
             "ports": {"ledger-api": self.ledger_port, "portal": self.portal_port},
             "integrity": {"sample_interval_ms": self.sample_interval_ms, "scrub_per_sample": self.scrub_per_sample, "attest_every_ms": self.attest_every_ms},
-            "alerts": {"webhooks": self.webhooks.iter().map(|w| mask_query(w)).collect::<Vec<_>>()},
+            "alerts": {"webhooks": self.webhooks.iter().map(|w| mask_query(w)).collect::<Vec<_>>(), "rules": self.alert_rules},
             "ledger": {
                 "origin": self.ledger.origin,
                 "block_interval_ms": self.ledger.block_interval_ms,

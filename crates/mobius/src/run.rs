@@ -203,8 +203,10 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
     let monitor = if let Some((_, portal_url)) = &portal_listener {
         let mut services: Vec<(String, String)> = match (&ledger_listener, which) {
             (Some((_, url)), _) => vec![(mobius_ledger::SERVICE.to_string(), url.clone())],
-            (None, _) => cfg.service_urls.clone(),
+            (None, _) => Vec::new(),
         };
+        // Services running elsewhere (split deployments, or not yet built into `up`).
+        services.extend(cfg.service_urls.iter().cloned());
         services.push((mobius_ops::portal::SERVICE.to_string(), portal_url.clone()));
         let mut mc = MonitorConfig::new(services, cfg.data.clone(), portal_url.clone());
         mc.sample_interval = Duration::from_millis(cfg.sample_interval_ms);
@@ -212,6 +214,7 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
         mc.attest_every_ms = cfg.attest_every_ms;
         mc.block_interval_ms = cfg.ledger.block_interval_ms as i64;
         mc.webhooks = cfg.webhooks.iter().map(WebhookConfig::new).collect();
+        mc.rules = cfg.alert_rules.clone();
         let incidents = Incidents::new(ledger.clone(), ops_pool.clone());
         let m = Monitor::start(
             ledger.clone(),

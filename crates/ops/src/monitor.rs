@@ -41,6 +41,8 @@ pub struct MonitorConfig {
     pub external_url: String,
     /// The data volume whose usage `disk_usage` watches.
     pub data_dir: PathBuf,
+    /// Alert rules (default: SPEC §9.1).
+    pub rules: Vec<crate::alerts::RuleConfig>,
 }
 
 impl MonitorConfig {
@@ -55,6 +57,7 @@ impl MonitorConfig {
             webhooks: Vec::new(),
             external_url,
             data_dir,
+            rules: crate::alerts::default_rules(),
         }
     }
 }
@@ -194,7 +197,7 @@ impl Monitor {
         let m = Arc::new(Monitor {
             automation,
             incidents,
-            alerts: Mutex::new(AlertEngine::new(crate::alerts::default_rules())),
+            alerts: Mutex::new(AlertEngine::new(config.rules.clone())),
             notifier,
             snapshot: RwLock::new(last_mii.map(|(at, mii)| Snapshot {
                 at_ms: at,

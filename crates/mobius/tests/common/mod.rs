@@ -834,6 +834,23 @@ impl Http {
         self.finish(&format!("POST {path}"), r)
     }
 
+    /// The base URL.
+    pub fn base(&self) -> String {
+        self.base.clone()
+    }
+
+    /// PUT a JSON body with a token.
+    pub fn http_put(&self, path: &str, body: &str, token: &str) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .agent
+            .put(&url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .send(body.as_bytes());
+        self.finish(&format!("PUT {path}"), r)
+    }
+
     /// POST that reports transport errors instead of panicking (crash tests).
     pub fn try_post_json(&self, path: &str, body: &str, token: &str) -> Result<Resp, String> {
         self.try_finish(self.try_post_raw(
