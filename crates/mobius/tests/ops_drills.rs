@@ -513,3 +513,140 @@ fn metrics_pass_promtool_and_idle_gate_passes() {
         (Some(true), Some(1.0))
     );
 }
+
+/// A fake service whose `/healthz` passes but whose `/metrics` show slow requests (p95 ≈ 2 s)
+/// and 10% 5xx: the monitor's scrapes drive `slow_responses` and `error_rate` to firing, and
+/// reliability (hence GI) falls. Each scrape reports 100 more requests.
+struct SlowService {
+    url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowService {
+    fn start() -> SlowService {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut scrapes = 0u64;
+            while !st.load(Ordering::Acquire) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let (ctype, body) = if request_line.starts_with("GET /metrics") {
+                    scrapes += 1;
+                    let n = 100 * scrapes;
+                    let (ok, err) = (n * 9 / 10, n / 10);
+                    let fast = n / 50; // 2% fast, the rest take 1-2.5 s
+                    let labels = "service=\"slow-api\",route=\"/v1/work\",method=\"POST\"";
+                    let text = format!(
+                        "# HELP mobius_http_requests_total x\n# TYPE mobius_http_requests_total counter\n\
+                         mobius_http_requests_total{{{labels},status=\"200\"}} {ok}\n\
+                         mobius_http_requests_total{{{labels},status=\"500\"}} {err}\n\
+                         # HELP mobius_http_request_duration_seconds x\n# TYPE mobius_http_request_duration_seconds histogram\n\
+                         mobius_http_request_duration_seconds_bucket{{{labels},le=\"0.1\"}} {fast}\n\
+                         mobius_http_request_duration_seconds_bucket{{{labels},le=\"1\"}} {fast}\n\
+                         mobius_http_request_duration_seconds_bucket{{{labels},le=\"2.5\"}} {n}\n\
+                         mobius_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {n}\n"
+                    );
+                    ("text/plain; version=0.0.4; charset=utf-8", text)
+                } else {
+                    ("application/json", r#"{"status":"pass"}"#.to_string())
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = reader.get_mut().write_all(resp.as_bytes());
+            }
+        });
+        SlowService {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SlowService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn slow_and_failing_service_drill() {
+    let slow = SlowService::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mobius.toml");
+    std::fs::write(
+        &cfg,
+        "[[alerts.rules]]\nname = \"slow_responses\"\nfor_ms = 1000\n\n[[alerts.rules]]\nname = \"error_rate\"\nfor_ms = 1000\n",
+    )
+    .unwrap();
+    let services = format!("slow-api={}", slow.url);
+    let s = Stack::start_with(
+        Backend::Sqlite,
+        &[
+            "--block-interval-ms",
+            "100",
+            "--integrity-sample-interval-ms",
+            "200",
+            "--service-urls",
+            &services,
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let p = portal(&s);
+    let token = s.token.clone();
+    let firing = |id: &str| {
+        with_token(&p, "/api/ops/alerts", &token)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id && a["state"] == "firing")
+    };
+    wait_for("slow_responses firing", Duration::from_secs(20), || {
+        firing("slow_responses:service=slow-api").then_some(())
+    });
+    wait_for("error_rate firing", Duration::from_secs(20), || {
+        firing("error_rate:service=slow-api").then_some(())
+    });
+    let ic = p.get("/api/integrity-check").json();
+    let r = ic["components"]["reliability"].as_f64().unwrap();
+    assert!(
+        r < 0.7,
+        "10% errors and p95 ≈ 2 s make the slow service's reliability 0: {ic}"
+    );
+    // No incident for warnings, and the healthy services stay healthy.
+    let st = p.get("/api/ops/status").json();
+    assert!(
+        st["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "up"),
+        "{st}"
+    );
+}
