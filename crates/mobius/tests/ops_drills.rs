@@ -650,3 +650,83 @@ fn slow_and_failing_service_drill() {
         "{st}"
     );
 }
+
+/// A manual halt is persisted and attested, survives a restart, and an operator resumes it
+/// with a reason once GI is healthy.
+#[test]
+fn halt_survives_restart() {
+    let mut s = Stack::start_with(
+        Backend::Sqlite,
+        &[
+            "--block-interval-ms",
+            "100",
+            "--integrity-sample-interval-ms",
+            "200",
+        ],
+    );
+    let p = portal(&s);
+    let token = s.token.clone();
+    p.post_json(
+        "/api/ops/automation/halt",
+        r#"{"reason":"maintenance window"}"#,
+        None,
+    )
+    .assert_error(401, "unauthenticated");
+    let citizen = s.data.create_token("citizen", "alice");
+    p.post_json(
+        "/api/ops/automation/halt",
+        r#"{"reason":"x"}"#,
+        Some(&citizen),
+    )
+    .assert_error(403, "forbidden");
+    p.post_json(
+        "/api/ops/automation/halt",
+        r#"{"reason":"maintenance window","extra":1}"#,
+        Some(&token),
+    )
+    .assert_error(400, "invalid_request");
+    let h = p.post_json(
+        "/api/ops/automation/halt",
+        r#"{"reason":"maintenance window"}"#,
+        Some(&token),
+    );
+    assert_eq!(h.status, 200, "{}", h.body);
+    assert_eq!(
+        (h.json()["halted"].as_bool(), h.json()["actor"].as_str()),
+        (Some(true), Some("operator:ops"))
+    );
+    s.restart();
+    let p = portal(&s);
+    let a = p.get("/api/ops/automation").json();
+    assert_eq!(
+        (a["halted"].as_bool(), a["reason"].as_str()),
+        (Some(true), Some("maintenance window")),
+        "{a}"
+    );
+    s.http
+        .post_json("/v1/ledger/seal", "{}", Some(&token))
+        .assert_error(503, "automation_halted");
+    wait_for("GI 1.0 after restart", Duration::from_secs(20), || {
+        (p.get("/api/integrity-check").status == 200).then_some(())
+    });
+    let r = p.post_json(
+        "/api/ops/automation/resume",
+        r#"{"reason":"maintenance done"}"#,
+        Some(&token),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["halted"], false);
+    let entries = s.get_ok("/v1/attestations?type=ops.automation_halted");
+    assert_eq!(
+        entries["items"][0]["payload"]["reason"],
+        "maintenance window"
+    );
+    assert_eq!(entries["items"][0]["source"], "operator:ops");
+    assert_eq!(
+        s.get_ok("/v1/attestations?type=ops.automation_resumed")["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
