@@ -110,8 +110,8 @@ impl Settings {
 const SINGLE_LEVELS: [usize; 3] = [1, 16, 64];
 const BATCH_LEVELS: [usize; 2] = [1, 4];
 const PROOF_LEVELS: [usize; 2] = [1, 16];
-const BATCH_SIZE: u64 = 1000;
-const GROW_CLIENTS: usize = 4;
+pub(crate) const BATCH_SIZE: u64 = 1000;
+pub(crate) const GROW_CLIENTS: usize = 4;
 /// Distinct subjects the entries cycle through.
 const SUBJECTS: u64 = 100_000;
 const NOTE: &str =
@@ -633,7 +633,7 @@ impl Report {
 // ---------------------------------------------------------------------------------------
 // Request bodies.
 
-fn entry_json(n: u64) -> String {
+pub(crate) fn entry_json(n: u64) -> String {
     format!(
         r#"{{"type":"bench.event","subject":"citizen-{:06}","payload":{{"n":{n},"note":"{NOTE}"}}}}"#,
         n % SUBJECTS
@@ -648,7 +648,7 @@ fn single_maker(next: Arc<AtomicU64>) -> MakeReq {
     })
 }
 
-fn batch_maker(next: Arc<AtomicU64>) -> MakeReq {
+pub(crate) fn batch_maker(next: Arc<AtomicU64>) -> MakeReq {
     Arc::new(move |_, _| {
         let first = next.fetch_add(BATCH_SIZE, Ordering::Relaxed);
         let mut body = String::with_capacity(200 * BATCH_SIZE as usize);
@@ -1381,14 +1381,14 @@ fn fsync_loop(
     })
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
 
 /// The source revision of the working directory, best effort (`git` may be absent).
-fn git_revision() -> Option<String> {
+pub(crate) fn git_revision() -> Option<String> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -1408,7 +1408,7 @@ fn git_revision() -> Option<String> {
     })
 }
 
-fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+pub(crate) fn sorted(mut v: Vec<u64>) -> Vec<u64> {
     v.sort_unstable();
     v
 }
@@ -1418,7 +1418,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// `1000000` → `1M`, `20000` → `20k` (for row names).
-fn short(n: u64) -> String {
+pub(crate) fn short(n: u64) -> String {
     if n >= 1_000_000 {
         let m = n as f64 / 1e6;
         if (m - m.round()).abs() < 0.005 {

@@ -1,5 +1,6 @@
 //! Benchmarks for `mobius bench <service>`.
 pub mod ledger;
 mod load;
+pub mod ops;
 mod report;
 mod sys;

@@ -152,6 +152,41 @@ pub fn lookup_token(
     )))
 }
 
+/// Revokes a token by id. Returns false when there is no such live token.
+pub fn revoke_token(conn: &mut Conn, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE auth_tokens SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
+        &[Param::Text(id), Param::Int(now_ms)],
+    )?;
+    Ok(n == 1)
+}
+
+/// A token's public facts (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub role: String,
+    pub subject: String,
+    pub expires_at_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+/// Looks a token up by id.
+pub fn token_info(conn: &mut Conn, id: &str) -> Result<Option<TokenInfo>, StoreError> {
+    conn.query_opt(
+        "SELECT role, subject, expires_at_ms, revoked_at_ms FROM auth_tokens WHERE id = $1",
+        &[Param::Text(id)],
+    )?
+    .map(|r| {
+        Ok(TokenInfo {
+            role: r.text(0)?.to_string(),
+            subject: r.text(1)?.to_string(),
+            expires_at_ms: r.opt_i64(2)?,
+            revoked: r.opt_i64(3)?.is_some(),
+        })
+    })
+    .transpose()
+}
+
 pub struct Authenticator {
     pool: Pool,
     cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
@@ -172,7 +207,15 @@ impl Authenticator {
 
     /// Authenticates the `Authorization: Bearer` header.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, ApiError> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        self.authenticate_headers(&parts.headers).await
+    }
+
+    /// Authenticates the `Authorization: Bearer` header of `headers`.
+    pub async fn authenticate_headers(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Principal, ApiError> {
+        let header = headers.get(header::AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthenticated(
                 "this endpoint needs a token: send Authorization: Bearer <token>",
             )
@@ -242,6 +285,19 @@ where
 }
 
 impl Auth {
+    /// Requires one of `roles` (403 otherwise).
+    pub fn require_role(&self, roles: &[Role]) -> Result<&Principal, ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(&self.0)
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::forbidden(format!(
+                "this operation needs one of the roles: {}",
+                names.join(", ")
+            )))
+        }
+    }
+
     /// Requires the operator role (403 otherwise).
     pub fn require_operator(&self) -> Result<&Principal, ApiError> {
         if self.0.role == Role::Operator {

@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy)]
 pub struct PolicyRefusal;
 
+/// The SPEC §2 error code of an error response, for middleware (security events, logs).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -133,6 +137,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message, "details": self.details } });
         let mut resp = (self.status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if self.code == "automation_halted" {
             resp.extensions_mut().insert(PolicyRefusal);
         }

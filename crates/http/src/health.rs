@@ -56,8 +56,25 @@ pub trait IntegritySource: Send + Sync {
     fn integrity_check(&self, service: &str) -> (bool, Value);
 }
 
+/// What the request middleware reports for every 401, 403 and 429 response, so the Citizen
+/// Shield can keep its security event log for all services.
+#[derive(Debug, Clone)]
+pub struct SecurityNotice {
+    pub service: String,
+    pub status: u16,
+    pub code: &'static str,
+    pub route: String,
+    pub method: String,
+    pub ip: Option<std::net::IpAddr>,
+    pub request_id: String,
+}
+
+pub type SecurityHook = Arc<dyn Fn(SecurityNotice) + Send + Sync>;
+
 /// Cached health state of one service.
 pub struct Health {
+    security_hook: RwLock<Option<SecurityHook>>,
+    rate_limit: RwLock<Option<crate::ratelimit::RateLimitLayerState>>,
     integrity: RwLock<Option<Arc<dyn IntegritySource>>>,
     pub service: String,
     pub metrics: Arc<Metrics>,
@@ -75,7 +92,29 @@ impl Health {
             ready: AtomicBool::new(false),
             checks: RwLock::default(),
             integrity: RwLock::default(),
+            security_hook: RwLock::default(),
+            rate_limit: RwLock::default(),
         })
+    }
+
+    /// Rate-limits this service's routes (set before building the router).
+    pub fn set_rate_limit(&self, state: crate::ratelimit::RateLimitLayerState) {
+        *self.rate_limit.write().unwrap_or_else(|p| p.into_inner()) = Some(state);
+    }
+
+    /// Receives a notice for every 401, 403 and 429 this service answers.
+    pub fn set_security_hook(&self, hook: SecurityHook) {
+        *self
+            .security_hook
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    pub fn security_hook(&self) -> Option<SecurityHook> {
+        self.security_hook
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Attaches the integrity monitor's state: `/healthz` then carries GI and
@@ -211,13 +250,26 @@ pub fn service_router(api: Router, health: Arc<Health>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/integrity-check", get(integrity_check))
         .with_state(health.clone());
-    api.merge(ops)
+    let mut router = api
+        .merge(ops)
         .fallback(crate::error::not_found_fallback)
-        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
-        .layer(axum::middleware::from_fn_with_state(
-            health,
-            crate::observe::observe,
-        ))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback);
+    // Inside the observing layer, so 429s are counted, logged and reported as security events.
+    let rate_limit = health
+        .rate_limit
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(rl) = rate_limit {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            rl,
+            crate::ratelimit::rate_limit,
+        ));
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        health,
+        crate::observe::observe,
+    ))
 }
 
 /// Probes the store every `interval` and records the `store` check (critical: a service

@@ -12,6 +12,7 @@ pub mod json;
 pub mod log;
 pub mod metrics;
 pub mod observe;
+pub mod ratelimit;
 
 pub use error::ApiError;
 pub use json::{JsonBody, QueryParams};

@@ -58,6 +58,10 @@ pub async fn observe(State(health): State<Arc<Health>>, mut req: Request, next: 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string());
     let method = req.method().as_str().to_string();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
 
     let mut resp = next.run(req).await;
 
@@ -67,6 +71,25 @@ pub async fn observe(State(health): State<Arc<Health>>, mut req: Request, next: 
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     let route = route.unwrap_or_else(|| "unmatched".to_string());
+    if matches!(status, 401 | 403 | 429)
+        && let Some(hook) = health.security_hook()
+    {
+        {
+            let code = resp
+                .extensions()
+                .get::<crate::error::ErrorCode>()
+                .map_or("", |c| c.0);
+            hook(crate::health::SecurityNotice {
+                service: health.service.clone(),
+                status,
+                code,
+                route: route.clone(),
+                method: method.clone(),
+                ip: peer,
+                request_id: request_id.clone(),
+            });
+        }
+    }
     let ops = is_ops_route(&route);
     if !ops {
         health

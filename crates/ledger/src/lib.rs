@@ -188,6 +188,28 @@ impl Ledger {
         }
     }
 
+    /// Appends one service-written entry (`entry_type`, optional `subject`, object
+    /// `payload`) from `source`, running `apply` in the same transaction. Services use this
+    /// for their own namespaces, which the public attestation endpoints refuse.
+    pub async fn attest(
+        &self,
+        entry_type: &str,
+        subject: Option<&str>,
+        source: &str,
+        payload: serde_json::Value,
+        apply: Option<writer::StateChange>,
+    ) -> Result<Appended, ApiError> {
+        let mut body = json!({"type": entry_type, "payload": payload});
+        if let Some(s) = subject {
+            body["subject"] = json!(s);
+        }
+        let req: entry::NewEntryRequest = serde_json::from_value(body)
+            .map_err(|e| ApiError::internal(format!("building {entry_type} entry: {e}")))?;
+        let prepared = entry::prepare(req, source, mobius_core::time::now_ms(), None)?;
+        let out = self.append_with(vec![prepared], apply).await?;
+        out.into_iter().next().ok_or_else(|| ApiError::internal("sequencer returned no result"))
+    }
+
     /// Seals a block now if anything is unsealed.
     pub async fn seal(&self) -> Result<Option<db::Block>, ApiError> {
         let (reply, rx) = tokio::sync::oneshot::channel();

@@ -1,11 +1,9 @@
 //! Writing ops entries to the Civic Ledger, each with its state change in one transaction.
 
-use mobius_core::time::now_ms;
 use mobius_http::ApiError;
 use mobius_ledger::Ledger;
-use mobius_ledger::entry::{NewEntryRequest, prepare};
 use mobius_ledger::writer::{Appended, StateChange};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The ledger source of entries the monitor writes on its own initiative.
 pub const MONITOR_SOURCE: &str = "service:integrity-monitor";
@@ -19,12 +17,5 @@ pub async fn attest(
     payload: Value,
     apply: Option<StateChange>,
 ) -> Result<Appended, ApiError> {
-    let req: NewEntryRequest =
-        serde_json::from_value(json!({"type": entry_type, "payload": payload}))
-            .map_err(|e| ApiError::internal(format!("building {entry_type} entry: {e}")))?;
-    let prepared = prepare(req, source, now_ms(), None)?;
-    let out = ledger.append_with(vec![prepared], apply).await?;
-    out.into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("sequencer returned no result"))
+    ledger.attest(entry_type, None, source, payload, apply).await
 }

@@ -255,6 +255,84 @@ CREATE TABLE incident_updates (
 CREATE INDEX incident_updates_incident ON incident_updates (incident_id, id);
 "#,
     },
+    Migration {
+        version: 3,
+        name: "citizen shield: citizens, manifests, nonces, security events",
+        sqlite: r#"
+CREATE TABLE citizens (
+    civic_id      TEXT    PRIMARY KEY,
+    public_key    BLOB    NOT NULL,
+    display_name  TEXT,
+    roles         TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    version       INTEGER NOT NULL,
+    manifest_hash BLOB    NOT NULL
+);
+CREATE TABLE citizen_manifests (
+    civic_id      TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    manifest      TEXT    NOT NULL,
+    manifest_hash BLOB    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (civic_id, version)
+);
+CREATE TABLE auth_nonces (
+    nonce         TEXT    PRIMARY KEY,
+    civic_id      TEXT    NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    used_at_ms    INTEGER
+);
+CREATE INDEX auth_nonces_expiry ON auth_nonces (expires_at_ms);
+CREATE TABLE security_events (
+    id     INTEGER PRIMARY KEY,
+    at_ms  INTEGER NOT NULL,
+    kind   TEXT    NOT NULL,
+    actor  TEXT,
+    ip     TEXT,
+    route  TEXT,
+    detail TEXT    NOT NULL
+);
+CREATE INDEX security_events_at ON security_events (at_ms);
+CREATE INDEX auth_tokens_subject ON auth_tokens (subject);
+"#,
+        postgres: r#"
+CREATE TABLE citizens (
+    civic_id      TEXT   PRIMARY KEY,
+    public_key    BYTEA  NOT NULL,
+    display_name  TEXT,
+    roles         TEXT   NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    version       BIGINT NOT NULL,
+    manifest_hash BYTEA  NOT NULL
+);
+CREATE TABLE citizen_manifests (
+    civic_id      TEXT   NOT NULL,
+    version       BIGINT NOT NULL,
+    manifest      TEXT   NOT NULL,
+    manifest_hash BYTEA  NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (civic_id, version)
+);
+CREATE TABLE auth_nonces (
+    nonce         TEXT   PRIMARY KEY,
+    civic_id      TEXT   NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    used_at_ms    BIGINT
+);
+CREATE INDEX auth_nonces_expiry ON auth_nonces (expires_at_ms);
+CREATE TABLE security_events (
+    id     BIGSERIAL PRIMARY KEY,
+    at_ms  BIGINT NOT NULL,
+    kind   TEXT   NOT NULL,
+    actor  TEXT,
+    ip     TEXT,
+    route  TEXT,
+    detail TEXT   NOT NULL
+);
+CREATE INDEX security_events_at ON security_events (at_ms);
+CREATE INDEX auth_tokens_subject ON auth_tokens (subject);
+"#,
+    },
 ];
 
 fn ensure_table(conn: &mut Conn) -> Result<(), StoreError> {

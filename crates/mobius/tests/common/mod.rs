@@ -415,6 +415,7 @@ impl Stack {
             .args(&self.up_args)
             .env("MOBIUS_LEDGER_PORT", "0")
             .env("MOBIUS_PORTAL_PORT", "0")
+            .env("MOBIUS_SHIELD_PORT", "0")
             .env("RUST_BACKTRACE", "1")
             .stdout(stdout)
             .stderr(stderr);
@@ -832,6 +833,18 @@ impl Http {
     ) -> Resp {
         let r = self.try_post_raw(path, body, content_type, token);
         self.finish(&format!("POST {path}"), r)
+    }
+
+    /// Any method with a bearer token and no body.
+    pub fn call_with_token(&self, method: &str, path: &str, token: &str) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .expect("build request");
+        self.finish(&format!("{method} {path}"), self.agent.run(req))
     }
 
     /// The base URL.
