@@ -24,7 +24,7 @@
 //! aborted, and the temporary directory is removed at the end.
 
 use crate::ledger::{
-    BATCH_SIZE, GROW_CLIENTS, batch_maker, entry_json, git_revision, loadavg, short,
+    BATCH_SIZE, GROW_CLIENTS, batch_maker, entry_json, git_revision, loadavg, short, sorted,
 };
 use crate::load::{self, Client, Outcome, Req, RunSpec, Target};
 use crate::report::{self, Table};
@@ -66,7 +66,7 @@ pub struct BenchOpts {
     #[arg(long, default_value_t = 2000)]
     pub append_rate: u64,
     /// Connections the background writer spreads its appends over
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub append_connections: usize,
     /// Ledger sizes at which the monitor's sample cost is measured, comma-separated
     /// [default: 10000,100000,1000000; 10000,100000 with --quick]
@@ -813,6 +813,9 @@ async fn writer(
 struct SeenSample {
     at: Instant,
     sample_ms: f64,
+    /// The whole `sample_once`, including storing the sample and the alert evaluation
+    /// (from the monitor's histogram), once it has finished.
+    full_s: Option<f64>,
     gi: Option<f64>,
 }
 
@@ -943,6 +946,7 @@ async fn health_load(
     let watcher = tokio::spawn(async move {
         let mut seen: Vec<SeenSample> = Vec::new();
         let mut last = m.snapshot().map(|x| x.at_ms);
+        let mut counted = monitor_counters(&m);
         loop {
             if let Some(snap) = m.snapshot()
                 && Some(snap.at_ms) != last
@@ -957,12 +961,23 @@ async fn health_load(
                 seen.push(SeenSample {
                     at,
                     sample_ms: snap.sample_ms,
+                    full_s: None,
                     gi: snap.gi,
                 });
             }
+            // The snapshot is published before the sample is stored; the histogram counts
+            // the sample when it has finished.
+            let c = monitor_counters(&m);
+            if c.0 > counted.0 {
+                let full = (c.1 - counted.1) / (c.0 - counted.0) as f64;
+                if let Some(x) = seen.iter_mut().rev().find(|x| x.full_s.is_none()) {
+                    x.full_s = Some(full);
+                }
+                counted = c;
+            }
             tokio::select! {
                 _ = &mut seen_stop_rx => return seen,
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
     });
@@ -1038,6 +1053,17 @@ async fn health_load(
     })
 }
 
+/// Whether a request due at `due` was due while a monitor sample ran (from 50 ms before
+/// the sample started to 50 ms after it finished; when its end is unknown, 1 s after the
+/// measured part).
+fn near_sample(seen: &[SeenSample], due: Instant) -> bool {
+    seen.iter().any(|x| {
+        let len = x.full_s.unwrap_or(x.sample_ms / 1e3 + 1.0);
+        due + Duration::from_millis(50) >= x.at
+            && due <= x.at + Duration::from_secs_f64(len) + Duration::from_millis(50)
+    })
+}
+
 fn pct_ns(v: &[u64], q: f64) -> Option<f64> {
     load::percentile(v, q).map(|ns| ns as f64 / 1e9)
 }
@@ -1101,17 +1127,10 @@ fn report_health(
             "p99 < 5 ms".into(),
             report::verdict(Some(ok)).into(),
         ]);
-        // Slow requests due while a monitor sample ran (from its start to 0.5 s after the
-        // end of its measured part, which leaves out storing the sample).
         let near = r
             .slow
             .iter()
-            .filter(|(due, _)| {
-                run.seen.iter().any(|x| {
-                    *due + Duration::from_millis(50) >= x.at
-                        && *due <= x.at + Duration::from_secs_f64(x.sample_ms / 1e3 + 0.5)
-                })
-            })
+            .filter(|(due, _)| near_sample(&run.seen, *due))
             .count();
         split.row(vec![
             r.spec.name.clone(),
@@ -1196,31 +1215,86 @@ fn report_health(
     }
     let ((c0, s0), (c1, s1)) = run.mon;
     let n = c1.saturating_sub(c0);
-    let mut sample_ms: Vec<u64> = run
-        .seen
-        .iter()
-        .map(|x| (x.sample_ms * 1e6) as u64)
-        .collect();
-    sample_ms.sort_unstable();
+    let measured: Vec<u64> = sorted(
+        run.seen
+            .iter()
+            .map(|x| (x.sample_ms * 1e6) as u64)
+            .collect(),
+    );
+    let full: Vec<u64> = sorted(
+        run.seen
+            .iter()
+            .filter_map(|x| x.full_s)
+            .map(|f| (f * 1e9) as u64)
+            .collect(),
+    );
     bg.row(vec![
-        "integrity monitor samples (every 10 s)".into(),
-        format!("{}/s", report::rate(0.1)),
-        format!("{n} in the window"),
-        report::ms(pct_ns(&sample_ms, 0.5)),
+        "monitor samples: checks and probes (`sample_ms`)".into(),
+        "every 10 s".into(),
+        format!("{} seen", measured.len()),
+        report::ms(pct_ns(&measured, 0.5)),
         "-".into(),
-        report::ms(sample_ms.last().map(|n| *n as f64 / 1e9)),
+        report::ms(measured.last().map(|n| *n as f64 / 1e9)),
+        "-".into(),
+    ]);
+    bg.row(vec![
+        "monitor samples: whole sample_once (+ store, alerts)".into(),
+        "every 10 s".into(),
+        format!("{} seen", full.len()),
+        report::ms(pct_ns(&full, 0.5)),
+        "-".into(),
+        report::ms(full.last().map(|n| *n as f64 / 1e9)),
         "-".into(),
     ]);
     rep.background = Some(bg);
     if n > 0 {
         rep.notes.push(format!(
-            "Monitor samples during the health window took {} on average including storing the sample (its own histogram); the p50/max shown are of the measured part (`sample_ms`, without the store write). GI seen: {}.",
+            "The monitor took {n} sample(s) inside the measured window, {} each on average by its own histogram (`mobius_integrity_sample_duration_seconds`, the whole sample_once). The part before the snapshot is published (`sample_ms`: ledger checks and HTTP probes) is shown separately; the rest is mostly storing the sample in `integrity_samples`, which needs SQLite's write lock while the sequencer is committing appends. GI seen: {}.",
             report::ms(Some((s1 - s0) / n as f64)),
             run.seen
                 .iter()
                 .map(|x| x.gi.map_or("none".into(), |g| format!("{g:.3}")))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ));
+    }
+    // Do the slow health requests of different endpoints come together (a stall of the
+    // process or the machine) or one by one?
+    let mut slow: Vec<(Instant, usize)> = run
+        .streams
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.slow.iter().map(move |(due, _)| (*due, i)))
+        .collect();
+    slow.sort_unstable_by_key(|x| x.0);
+    if !slow.is_empty() {
+        // Group requests due within 20 ms of the previous slow one.
+        let mut groups: Vec<Vec<(Instant, usize)>> = Vec::new();
+        for x in slow {
+            match groups.last_mut() {
+                Some(g) if x.0.duration_since(g[g.len() - 1].0) <= Duration::from_millis(20) => {
+                    g.push(x)
+                }
+                _ => groups.push(vec![x]),
+            }
+        }
+        let total: usize = groups.iter().map(|g| g.len()).sum();
+        let multi = groups
+            .iter()
+            .filter(|g| {
+                let mut e: Vec<usize> = g.iter().map(|x| x.1).collect();
+                e.sort_unstable();
+                e.dedup();
+                e.len() > 1
+            })
+            .count();
+        let near = groups
+            .iter()
+            .filter(|g| near_sample(&run.seen, g[0].0))
+            .count();
+        rep.notes.push(format!(
+            "The {total} health request(s) at or over 5 ms fell into {} burst(s) (requests due within 20 ms of each other); {multi} burst(s) hit more than one endpoint at once (a stall of the process or the machine rather than of one handler), {near} began while a monitor sample was running (from 50 ms before its start to 50 ms after it finished).",
+            groups.len()
         ));
     }
     if let Some(snap) = final_snap {
@@ -1290,6 +1364,31 @@ struct Series {
     durs_ns: Vec<u64>,
     rehashed: Vec<u64>,
     scrubbed: Vec<u64>,
+    /// Scrub position before the first and after the last sample, and the scrub's cycle
+    /// count after the first and the last.
+    pos: (u64, u64),
+    cycles: (u64, u64),
+}
+
+impl Series {
+    fn new(size: u64, name: &'static str, probes: &'static str) -> Series {
+        Series {
+            size,
+            name,
+            probes,
+            durs_ns: Vec::new(),
+            rehashed: Vec::new(),
+            scrubbed: Vec::new(),
+            pos: (0, 0),
+            cycles: (0, 0),
+        }
+    }
+
+    /// Records checked per sample: entries re-hashed plus records scrubbed (mean).
+    fn work(&self) -> f64 {
+        let n = self.rehashed.len().max(1) as f64;
+        (self.rehashed.iter().sum::<u64>() + self.scrubbed.iter().sum::<u64>()) as f64 / n
+    }
 }
 
 const S_INIT: &str = "first sample (initialises)";
@@ -1364,6 +1463,15 @@ async fn timed_sample(
             .unwrap_or(0),
     );
     let pos = scrub_position(&snap);
+    let cycles = check_observed(&snap, "ledger.scrub")
+        .and_then(|v| v["cycles"].as_u64())
+        .unwrap_or(0);
+    if out.durs_ns.len() == 1 {
+        out.pos.0 = scrub_pos;
+        out.cycles.0 = cycles;
+    }
+    out.pos.1 = pos;
+    out.cycles.1 = cycles;
     // The scrub wraps to the start when it reaches the verified size.
     out.scrubbed.push(if pos > scrub_pos {
         pos - scrub_pos
@@ -1456,18 +1564,14 @@ async fn sample_series(
         // A monitor that probes no service: the cost of the samples themselves.
         let m = start_monitor(o, dir, Vec::new()).await?;
         let (init_s, init_snap) = first_sample(&m, Duration::from_secs(300)).await?;
-        let mut init = Series {
-            size: sealed_at,
-            name: S_INIT,
-            probes: "none",
-            durs_ns: vec![(init_s * 1e9) as u64],
-            rehashed: vec![
-                check_observed(&init_snap, "ledger.rehash")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0),
-            ],
-            scrubbed: vec![scrub_position(&init_snap)],
-        };
+        let mut init = Series::new(sealed_at, S_INIT, "none");
+        init.durs_ns.push((init_s * 1e9) as u64);
+        init.rehashed.push(
+            check_observed(&init_snap, "ledger.rehash")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+        );
+        init.scrubbed.push(scrub_position(&init_snap));
         if init_snap.components.get("ledger") != Some(&1.0) && bad.len() < 5 {
             bad.push(format!(
                 "at {} entries (first sample): ledger component {:?}",
@@ -1478,27 +1582,34 @@ async fn sample_series(
         init.durs_ns.sort_unstable();
         series.push(init);
 
-        let mut idle = Series {
-            size: sealed_at,
-            name: S_IDLE,
-            probes: "none",
-            durs_ns: Vec::new(),
-            rehashed: Vec::new(),
-            scrubbed: Vec::new(),
-        };
+        let mut idle = Series::new(sealed_at, S_IDLE, "none");
         let mut pos = scrub_position(&init_snap);
         for _ in 0..s.samples {
             pos = timed_sample(&m, pos, &mut idle, &mut bad).await?;
         }
+        idle.durs_ns.sort_unstable();
+        series.push(idle);
 
-        let mut new = Series {
-            size: sealed_at,
-            name: S_NEW,
-            probes: "none",
-            durs_ns: Vec::new(),
-            rehashed: Vec::new(),
-            scrubbed: Vec::new(),
-        };
+        // As configured in `mobius up`, a monitor also probes the services over HTTP: a
+        // second monitor, probing ledger-api, on the same (still idle) ledger.
+        let mp = start_monitor(
+            o,
+            dir,
+            vec![(mobius_ledger::SERVICE.to_string(), ledger_url.clone())],
+        )
+        .await?;
+        let (_, snap) = first_sample(&mp, Duration::from_secs(300)).await?;
+        let mut probe = Series::new(sealed_at, S_PROBE, "ledger-api /healthz + /metrics");
+        let mut ppos = scrub_position(&snap);
+        for _ in 0..s.samples {
+            ppos = timed_sample(&mp, ppos, &mut probe, &mut bad).await?;
+        }
+        drop(mp);
+        probe.durs_ns.sort_unstable();
+        series.push(probe);
+
+        // Back to the first monitor: 1,000 new entries, sealed, before each sample.
+        let mut new = Series::new(sealed_at, S_NEW, "none");
         let mut client = Client::connect(&target).await?;
         let batch = batch_maker(next.clone());
         for _ in 0..s.samples {
@@ -1515,35 +1626,27 @@ async fn sample_series(
         }
         client.close().await;
         drop(m);
-        for x in [&mut idle, &mut new] {
-            x.durs_ns.sort_unstable();
+        new.durs_ns.sort_unstable();
+        // Under steady appends the rolling scrub can end up re-checking only the newest
+        // records: say so when it happens, since it changes what a sample costs.
+        let trailing = new
+            .rehashed
+            .iter()
+            .zip(&new.scrubbed)
+            .filter(|(r, sc)| **r > 0 && *sc <= *r)
+            .count();
+        if trailing * 2 > new.scrubbed.len() {
+            notes.push(format!(
+                "At {} entries with 1,000 new sealed entries before each sample, the rolling scrub re-checked only the newly sealed records in {trailing} of {} samples (scrub position {} → {}; completed scrub cycles {} after the first sample, {} after the last): once the scrub reaches the verified size it does not wrap to the start while new entries keep being sealed between samples (ledger_check.rs, step 4), so under continuous appends the old records are no longer re-verified and the sample is cheaper than at rest.",
+                report::int(sealed_at),
+                new.scrubbed.len(),
+                report::int(new.pos.0),
+                report::int(new.pos.1),
+                new.cycles.0,
+                new.cycles.1
+            ));
         }
-        series.push(idle);
         series.push(new);
-
-        // As configured in `mobius up`, the monitor also probes the services over HTTP.
-        let m = start_monitor(
-            o,
-            dir,
-            vec![(mobius_ledger::SERVICE.to_string(), ledger_url.clone())],
-        )
-        .await?;
-        let (_, snap) = first_sample(&m, Duration::from_secs(300)).await?;
-        let mut probe = Series {
-            size: o.ledger.shared.tree_size.load(Ordering::Acquire),
-            name: S_PROBE,
-            probes: "ledger-api /healthz + /metrics",
-            durs_ns: Vec::new(),
-            rehashed: Vec::new(),
-            scrubbed: Vec::new(),
-        };
-        let mut pos = scrub_position(&snap);
-        for _ in 0..s.samples {
-            pos = timed_sample(&m, pos, &mut probe, &mut bad).await?;
-        }
-        drop(m);
-        probe.durs_ns.sort_unstable();
-        series.push(probe);
     }
     if bad.is_empty() {
         notes.push(
@@ -1599,12 +1702,13 @@ fn report_samples(s: &Settings, series: &[Series], rep: &mut Report) {
     let mut f = Table::new(&[
         ("series", false),
         ("p50 by size", false),
+        ("records checked/sample by size", false),
         ("largest / smallest", true),
         ("flat", false),
     ]);
     let mut all_flat = true;
     let mut measured = Vec::new();
-    for name in [S_INIT, S_IDLE, S_NEW, S_PROBE] {
+    for name in [S_INIT, S_IDLE, S_PROBE, S_NEW] {
         let rows: Vec<&Series> = series.iter().filter(|x| x.name == name).collect();
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             continue;
@@ -1614,21 +1718,32 @@ fn report_samples(s: &Settings, series: &[Series], rep: &mut Report) {
         };
         let ratio = b / a.max(1e-9);
         let flat = b <= a * FLAT_RATIO + FLAT_SLACK_S;
-        // The single first sample is one measurement: shown, not judged.
-        let judged = name != S_INIT && rows.len() > 1;
+        // Sizes are compared only when the samples did the same work (entries re-hashed
+        // plus records scrubbed within 10%); the single first sample is shown, not judged.
+        let (wa, wb) = (first.work(), last.work());
+        let comparable = (wb - wa).abs() <= 0.1 * wa.max(wb);
+        let judged = name != S_INIT && rows.len() > 1 && comparable;
         if judged {
             all_flat &= flat;
             measured.push(format!("{name}: ×{ratio:.2}"));
         }
+        let by_size = |v: &dyn Fn(&Series) -> String| {
+            rows.iter()
+                .map(|x| format!("{}: {}", short(x.size), v(x)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         f.row(vec![
             name.into(),
-            rows.iter()
-                .map(|x| format!("{}: {}", short(x.size), report::ms(pct_ns(&x.durs_ns, 0.5))))
-                .collect::<Vec<_>>()
-                .join(", "),
+            by_size(&|x| report::ms(pct_ns(&x.durs_ns, 0.5))),
+            by_size(&|x| report::int(x.work().round() as u64)),
             format!("×{ratio:.2}"),
             if judged {
-                if flat { "flat".into() } else { "GROWS".into() }
+                if flat { "flat" } else { "GROWS" }.into()
+            } else if rows.len() < 2 {
+                "(one size)".into()
+            } else if !comparable {
+                "not judged: unequal work".into()
             } else if flat {
                 "(flat; one sample)".into()
             } else {
@@ -1845,7 +1960,7 @@ impl Report {
         section(
             &mut out,
             "Where the health latency goes",
-            "lag = scheduled instant → request handed to a connection (the load generator's own delay: pacing-thread wake-up, hand-off, waiting for a connection); service = handed to the connection → response read. `≥ 5 ms` counts the requests over the target; `… near a monitor sample` those of them scheduled from 50 ms before a monitor sample started to 0.5 s after its measured part ended.\n\n",
+            "lag = scheduled instant → request handed to a connection (the load generator's own delay: pacing-thread wake-up, hand-off, waiting for a connection); service = handed to the connection → response read. `≥ 5 ms` counts the requests at or over the target; `… near a monitor sample` those of them scheduled from 50 ms before a monitor sample started to 50 ms after it finished.\n\n",
             &self.split,
         );
         section(

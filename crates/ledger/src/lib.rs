@@ -207,7 +207,9 @@ impl Ledger {
             .map_err(|e| ApiError::internal(format!("building {entry_type} entry: {e}")))?;
         let prepared = entry::prepare(req, source, mobius_core::time::now_ms(), None)?;
         let out = self.append_with(vec![prepared], apply).await?;
-        out.into_iter().next().ok_or_else(|| ApiError::internal("sequencer returned no result"))
+        out.into_iter()
+            .next()
+            .ok_or_else(|| ApiError::internal("sequencer returned no result"))
     }
 
     /// Seals a block now if anything is unsealed.

@@ -43,6 +43,12 @@ pub struct ServeOpts {
     /// ledger-api port (overrides seed port + offset; 0 picks a free port)
     #[arg(long, env = "MOBIUS_LEDGER_PORT")]
     pub ledger_port: Option<u16>,
+    /// Rate limiting on or off (overrides rate_limits.enabled) [default: on]
+    #[arg(long, env = "MOBIUS_RATE_LIMITS", value_parser = ["on", "off"])]
+    pub rate_limits: Option<String>,
+    /// shield-api port (overrides seed port 4004 + offset; 0 = any)
+    #[arg(long, env = "MOBIUS_SHIELD_PORT")]
+    pub shield_port: Option<u16>,
     /// portal port: ops API and integrity monitor (overrides seed port 3002 + offset; 0 = any)
     #[arg(long, env = "MOBIUS_PORTAL_PORT")]
     pub portal_port: Option<u16>,
@@ -82,6 +88,24 @@ pub struct FileConfig {
     pub integrity: FileIntegrity,
     #[serde(default)]
     pub alerts: FileAlerts,
+    #[serde(default)]
+    pub rate_limits: FileRateLimits,
+}
+
+/// Rate limits per route class (requests per second and burst), SPEC §7.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimits {
+    pub enabled: Option<bool>,
+    pub read_per_s: Option<f64>,
+    pub read_burst: Option<u32>,
+    pub write_per_s: Option<f64>,
+    pub write_burst: Option<u32>,
+    pub auth_per_s: Option<f64>,
+    pub auth_burst: Option<u32>,
+    pub anonymous_per_s: Option<f64>,
+    pub anonymous_burst: Option<u32>,
+    pub max_keys: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +141,7 @@ pub struct RuleOverride {
 pub struct FilePorts {
     pub ledger: Option<u16>,
     pub portal: Option<u16>,
+    pub shield: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +173,8 @@ pub struct Config {
     /// (name, URL) for `serve portal`.
     pub service_urls: Vec<(String, String)>,
     pub alert_rules: Vec<mobius_ops::alerts::RuleConfig>,
+    pub shield_port: u16,
+    pub rate_limits: mobius_http::ratelimit::RateLimitConfig,
 }
 
 fn read_file_config(common: &CommonOpts) -> Result<(FileConfig, Option<PathBuf>), String> {
@@ -275,6 +302,55 @@ impl Config {
                 .ok_or_else(|| format!("--service-urls entry {s:?}: use NAME=URL"))?;
             service_urls.push((name.to_string(), url.to_string()));
         }
+        let shield_port = match serve.and_then(|s| s.shield_port).or(fc.ports.shield) {
+            Some(p) => p,
+            None => offset_port("shield-api", port_offset)?,
+        };
+        let mut rate_limits = mobius_http::ratelimit::RateLimitConfig::default();
+        {
+            let f = &fc.rate_limits;
+            let set = |l: &mut mobius_http::ratelimit::Limit,
+                       ps: Option<f64>,
+                       b: Option<u32>,
+                       name: &str|
+             -> Result<(), String> {
+                if let Some(v) = ps {
+                    if !(v > 0.0 && v <= 1e6) {
+                        return Err(format!(
+                            "rate_limits.{name}_per_s must be > 0 and at most 1000000"
+                        ));
+                    }
+                    l.per_second = v;
+                }
+                if let Some(v) = b {
+                    l.burst = v.max(1);
+                }
+                Ok(())
+            };
+            set(&mut rate_limits.read, f.read_per_s, f.read_burst, "read")?;
+            set(
+                &mut rate_limits.write,
+                f.write_per_s,
+                f.write_burst,
+                "write",
+            )?;
+            set(&mut rate_limits.auth, f.auth_per_s, f.auth_burst, "auth")?;
+            set(
+                &mut rate_limits.per_ip_anonymous,
+                f.anonymous_per_s,
+                f.anonymous_burst,
+                "anonymous",
+            )?;
+            if let Some(m) = f.max_keys {
+                rate_limits.max_keys = m.clamp(1000, 10_000_000);
+            }
+            if let Some(e) = f.enabled {
+                rate_limits.enabled = e;
+            }
+            if let Some(v) = serve.and_then(|s| s.rate_limits.as_deref()) {
+                rate_limits.enabled = v == "on";
+            }
+        }
         let mut alert_rules = mobius_ops::alerts::default_rules();
         for o in &fc.alerts.rules {
             let r = alert_rules
@@ -320,6 +396,8 @@ impl Config {
             attest_every_ms,
             service_urls,
             alert_rules,
+            shield_port,
+            rate_limits,
         })
     }
 
@@ -335,7 +413,8 @@ impl Config {
             "store": self.store.masked(),
             "bind": self.bind,
             "port_offset": self.port_offset,
-            "ports": {"ledger-api": self.ledger_port, "portal": self.portal_port},
+            "ports": {"ledger-api": self.ledger_port, "portal": self.portal_port, "shield-api": self.shield_port},
+            "rate_limits": format!("{:?}", self.rate_limits),
             "integrity": {"sample_interval_ms": self.sample_interval_ms, "scrub_per_sample": self.scrub_per_sample, "attest_every_ms": self.attest_every_ms},
             "alerts": {"webhooks": self.webhooks.iter().map(|w| mask_query(w)).collect::<Vec<_>>(), "rules": self.alert_rules},
             "ledger": {

@@ -81,6 +81,8 @@ enum ServeCommand {
     /// The portal: ops API and integrity monitor (seed port 3002); probe the other services
     /// with --service-urls ledger-api=http://...
     Portal(ServeOpts),
+    /// The Citizen Shield (shield-api, seed port 4004)
+    Shield(ServeOpts),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +138,8 @@ enum ConfigCommand {
 enum BenchCommand {
     /// Benchmark the Civic Ledger against raw SQLite baselines
     Ledger(mobius_bench::ledger::BenchOpts),
+    /// Benchmark health-endpoint latency under load and the integrity monitor's sample cost
+    Ops(mobius_bench::ops::BenchOpts),
 }
 
 fn main() -> ExitCode {
@@ -149,6 +153,9 @@ fn main() -> ExitCode {
         Command::Serve {
             service: ServeCommand::Portal(serve),
         } => run::up(&cli.common, &serve, run::Services::Portal),
+        Command::Serve {
+            service: ServeCommand::Shield(serve),
+        } => run::up(&cli.common, &serve, run::Services::Shield),
         Command::Status { url, json } => status::status(&cli.common, url.as_deref(), json),
         Command::Gate { url, json } => status::gate(&cli.common, url.as_deref(), json),
         Command::Ledger {
@@ -192,6 +199,9 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Ledger(opts),
         } => mobius_bench::ledger::run(&opts),
+        Command::Bench {
+            command: BenchCommand::Ops(opts),
+        } => mobius_bench::ops::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,6 +125,8 @@ pub enum Services {
     Ledger,
     /// `mobius serve portal`: the ops API and the integrity monitor.
     Portal,
+    /// `mobius serve shield`.
+    Shield,
 }
 
 /// `mobius up` / `mobius serve <service>`.
@@ -176,6 +178,32 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
 
     let run_ledger = matches!(which, Services::All | Services::Ledger);
     let run_portal = matches!(which, Services::All | Services::Portal);
+    let run_shield = matches!(which, Services::All | Services::Shield);
+    // Every service reports 401/403/429 to the security event log and is rate-limited.
+    let events = mobius_shield::events::SecurityLog::start(ops_pool.clone());
+    let protect = |h: &Arc<Health>| {
+        h.set_security_hook(events.hook());
+        let limiter = mobius_http::ratelimit::RateLimiter::new(cfg.rate_limits.clone());
+        h.set_rate_limit(mobius_http::ratelimit::RateLimitLayerState {
+            limiter: limiter.clone(),
+            auth_paths: Arc::new(mobius_shield::routes::AUTH_PATHS.to_vec()),
+            on_limited: None,
+        });
+        let label = format!("service=\"{}\"", h.service);
+        h.metrics
+            .add_collector(Box::new(move |out| limiter.render_metrics(out, &label)));
+    };
+    let shield_listener = if run_shield {
+        Some(
+            bind(
+                &format!("{}:{}", cfg.bind, cfg.shield_port),
+                mobius_shield::routes::SERVICE,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let ledger_listener = if run_ledger {
         Some(bind(&format!("{}:{}", cfg.bind, cfg.ledger_port), "ledger-api").await?)
     } else {
@@ -205,6 +233,9 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
             (Some((_, url)), _) => vec![(mobius_ledger::SERVICE.to_string(), url.clone())],
             (None, _) => Vec::new(),
         };
+        if let Some((_, url)) = &shield_listener {
+            services.push((mobius_shield::routes::SERVICE.to_string(), url.clone()));
+        }
         // Services running elsewhere (split deployments, or not yet built into `up`).
         services.extend(cfg.service_urls.iter().cloned());
         services.push((mobius_ops::portal::SERVICE.to_string(), portal_url.clone()));
@@ -230,6 +261,7 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
         None
     };
     if let Some((listener, url)) = ledger_listener {
+        protect(&ledger_health);
         mobius_http::health::spawn_store_probe(
             ledger_health.clone(),
             ledger.pool.clone(),
@@ -269,6 +301,7 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
     }
     if let (Some((listener, url)), Some(m)) = (portal_listener, &monitor) {
         let health = Health::new(mobius_ops::portal::SERVICE);
+        protect(&health);
         mobius_http::health::spawn_store_probe(
             health.clone(),
             ops_pool.clone(),
@@ -297,6 +330,84 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
         );
         table.push((mobius_ops::portal::SERVICE, url.clone()));
         endpoints.insert(mobius_ops::portal::SERVICE.into(), json!(url));
+        servers.push(tokio::spawn(mobius_http::serve(
+            listener,
+            app,
+            stopped(stop_rx.clone()),
+        )));
+    }
+
+    if let Some((listener, url)) = shield_listener {
+        let health = Health::new(mobius_shield::routes::SERVICE);
+        protect(&health);
+        mobius_http::health::spawn_store_probe(
+            health.clone(),
+            ops_pool.clone(),
+            Duration::from_secs(2),
+        );
+        health.set_ready(true);
+        if let Some(m) = &monitor {
+            health.set_integrity(m.clone());
+            let m2 = m.clone();
+            health.metrics.add_collector(Box::new(move |out| {
+                m2.render_metrics(
+                    out,
+                    &format!("service=\"{}\"", mobius_shield::routes::SERVICE),
+                )
+            }));
+        }
+        // The active-citizens gauge is refreshed off the request path (a store query).
+        let active = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        {
+            let (active, pool) = (active.clone(), ops_pool.clone());
+            tokio::spawn(async move {
+                loop {
+                    let p = pool.clone();
+                    let n = tokio::task::spawn_blocking(move || {
+                        p.with(|c| {
+                            mobius_shield::routes::active_citizens(c, mobius_core::time::now_ms())
+                        })
+                    })
+                    .await;
+                    if let Ok(Ok(n)) = n {
+                        active.store(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            });
+        }
+        let ev = events.clone();
+        health.metrics.add_collector(Box::new(move |out| {
+            let label = format!("service=\"{}\"", mobius_shield::routes::SERVICE);
+            ev.render_metrics(out, &label);
+            let n = active.load(std::sync::atomic::Ordering::Relaxed);
+            mobius_http::metrics::single(
+                out,
+                "mobius_active_citizens",
+                "gauge",
+                "Citizens holding a live token (refreshed every 10 s).",
+                &label,
+                n as f64,
+            );
+        }));
+        let app = mobius_shield::routes::router(
+            mobius_shield::routes::ShieldApi {
+                ledger: ledger.clone(),
+                auth: authenticator.clone(),
+                pool: ops_pool.clone(),
+                events: events.clone(),
+            },
+            health,
+        );
+        log::info(
+            "listening",
+            &[
+                ("service", json!(mobius_shield::routes::SERVICE)),
+                ("url", json!(url)),
+            ],
+        );
+        table.push((mobius_shield::routes::SERVICE, url.clone()));
+        endpoints.insert(mobius_shield::routes::SERVICE.into(), json!(url));
         servers.push(tokio::spawn(mobius_http::serve(
             listener,
             app,

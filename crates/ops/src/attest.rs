@@ -17,5 +17,7 @@ pub async fn attest(
     payload: Value,
     apply: Option<StateChange>,
 ) -> Result<Appended, ApiError> {
-    ledger.attest(entry_type, None, source, payload, apply).await
+    ledger
+        .attest(entry_type, None, source, payload, apply)
+        .await
 }

@@ -416,6 +416,16 @@ impl Stack {
             .env("MOBIUS_LEDGER_PORT", "0")
             .env("MOBIUS_PORTAL_PORT", "0")
             .env("MOBIUS_SHIELD_PORT", "0")
+            // Rate limits would throttle the suite's bulk traffic from one IP and token;
+            // tests that configure their own (`--config`) keep them on.
+            .env(
+                "MOBIUS_RATE_LIMITS",
+                if self.up_args.iter().any(|a| a == "--config") {
+                    "on"
+                } else {
+                    "off"
+                },
+            )
             .env("RUST_BACKTRACE", "1")
             .stdout(stdout)
             .stderr(stderr);
