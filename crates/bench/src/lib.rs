@@ -3,4 +3,5 @@ pub mod ledger;
 mod load;
 pub mod ops;
 mod report;
+pub mod shield;
 mod sys;

@@ -140,6 +140,8 @@ enum BenchCommand {
     Ledger(mobius_bench::ledger::BenchOpts),
     /// Benchmark health-endpoint latency under load and the integrity monitor's sample cost
     Ops(mobius_bench::ops::BenchOpts),
+    /// Benchmark authentication overhead per request and screening throughput
+    Shield(mobius_bench::shield::BenchOpts),
 }
 
 fn main() -> ExitCode {
@@ -202,6 +204,9 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Ops(opts),
         } => mobius_bench::ops::run(&opts),
+        Command::Bench {
+            command: BenchCommand::Shield(opts),
+        } => mobius_bench::shield::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
