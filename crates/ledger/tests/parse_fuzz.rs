@@ -54,11 +54,11 @@ const FRAGMENTS: &[&str] = &[
 ];
 
 fn check(bytes: &[u8]) {
-    if let Ok(req) = parse_json::<NewEntryRequest>(bytes) {
-        if let Ok(p) = prepare(req, "operator:ops", 1_700_000_000_000, None) {
-            assert!(p.leaf_data.len() <= MAX_ENTRY_BYTES);
-            assert!(std::str::from_utf8(&p.leaf_data).is_ok());
-        }
+    if let Ok(req) = parse_json::<NewEntryRequest>(bytes)
+        && let Ok(p) = prepare(req, "operator:ops", 1_700_000_000_000, None)
+    {
+        assert!(p.leaf_data.len() <= MAX_ENTRY_BYTES);
+        assert!(std::str::from_utf8(&p.leaf_data).is_ok());
     }
     if let Ok(b) = parse_json::<BatchRequest>(bytes) {
         for (i, e) in b.entries.into_iter().enumerate() {
