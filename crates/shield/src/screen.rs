@@ -148,13 +148,7 @@ use rules::*;
 
 /// Screen one text. Never panics; runs in time linear in `content.len()`.
 pub fn screen(content: &str) -> Screening {
-    let mut findings = Vec::new();
-
-    let norm = normalize(content);
-    scan_markup(&norm, &mut findings);
-    scan_phrases(&norm, &mut findings);
-    drop(norm);
-    let blocked = !findings.is_empty();
+    let mut findings = scan_injection(content);
 
     let mut pii = Vec::new();
     // Each PII pass sees the spans found by the earlier passes as if they were already
@@ -167,17 +161,36 @@ pub fn screen(content: &str) -> Screening {
     scan_numbers(&mut view, &mut pii);
     // Defensive: only spans that can be sliced are kept (all scanners produce such spans).
     pii.retain(|f| valid_span(content, f));
-    findings.retain(|f| valid_span(content, f));
     pii.sort_by(|a, b| (a.start, a.end, a.rule).cmp(&(b.start, b.end, b.rule)));
 
-    let verdict = if blocked {
+    let mut redacted = None;
+    if findings.is_empty() && !pii.is_empty() {
+        // The redacted text is what gets stored and shown, so it must pass the injection rules
+        // too: removing a span can join what it separated (`<iframe\u{FEFF}4111...` becomes
+        // `<iframe\u{FEFF}[card]`). Such matches are reported at the input span they come from.
+        let (text, segments) = redact(content, &pii);
+        for f in scan_injection(&text) {
+            let start = map_offset(&segments, f.start, false);
+            let end = map_offset(&segments, f.end, true);
+            if start < end {
+                findings.push(Finding {
+                    rule: f.rule,
+                    start,
+                    end,
+                });
+            }
+        }
+        redacted = Some(text);
+    }
+    findings.retain(|f| valid_span(content, f));
+    let verdict = if !findings.is_empty() {
+        redacted = None;
         Verdict::Block
     } else if !pii.is_empty() {
         Verdict::Redact
     } else {
         Verdict::Allow
     };
-    let redacted = (verdict == Verdict::Redact).then(|| redact(content, &pii));
 
     findings.extend(pii);
     findings.sort_by(|a, b| (a.start, a.end, a.rule).cmp(&(b.start, b.end, b.rule)));
@@ -191,6 +204,15 @@ pub fn screen(content: &str) -> Screening {
     }
 }
 
+/// All injection findings (markup and phrases) of one text.
+fn scan_injection(text: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let norm = normalize(text);
+    scan_markup(&norm, &mut findings);
+    scan_phrases(&norm, &mut findings);
+    findings
+}
+
 fn valid_span(content: &str, f: &Finding) -> bool {
     f.start < f.end
         && f.end <= content.len()
@@ -198,10 +220,20 @@ fn valid_span(content: &str, f: &Finding) -> bool {
         && content.is_char_boundary(f.end)
 }
 
+/// A piece of the redacted text: `[red_start, red_end)` in the output came from
+/// `[orig_start, orig_end)` of the input, copied verbatim or (`placeholder`) replaced.
+struct Segment {
+    red_start: usize,
+    red_end: usize,
+    orig_start: usize,
+    orig_end: usize,
+    placeholder: bool,
+}
+
 /// Replace the union of overlapping PII spans with one placeholder each. `pii` is sorted by
 /// start. A merged span gets the placeholder of its most sensitive member
-/// (card > ssn > email > phone).
-fn redact(content: &str, pii: &[Finding]) -> String {
+/// (card > ssn > email > phone). Also returns how the output maps back to the input.
+fn redact(content: &str, pii: &[Finding]) -> (String, Vec<Segment>) {
     fn rank(rule: &str) -> u8 {
         match rule {
             PII_CARD => 4,
@@ -223,14 +255,56 @@ fn redact(content: &str, pii: &[Finding]) -> String {
         }
     }
     let mut out = String::with_capacity(content.len());
+    let mut segments = Vec::with_capacity(2 * spans.len() + 1);
+    let copy = |out: &mut String, segments: &mut Vec<Segment>, from: usize, to: usize| {
+        if let Some(text) = content.get(from..to).filter(|t| !t.is_empty()) {
+            segments.push(Segment {
+                red_start: out.len(),
+                red_end: out.len() + text.len(),
+                orig_start: from,
+                orig_end: to,
+                placeholder: false,
+            });
+            out.push_str(text);
+        }
+    };
     let mut pos = 0;
     for (start, end, rule) in spans {
-        out.push_str(content.get(pos..start).unwrap_or(""));
-        out.push_str(placeholder(rule).unwrap_or("[redacted]"));
+        copy(&mut out, &mut segments, pos, start);
+        let text = placeholder(rule).unwrap_or("[redacted]");
+        segments.push(Segment {
+            red_start: out.len(),
+            red_end: out.len() + text.len(),
+            orig_start: start,
+            orig_end: end,
+            placeholder: true,
+        });
+        out.push_str(text);
         pos = end;
     }
-    out.push_str(content.get(pos..).unwrap_or(""));
-    out
+    copy(&mut out, &mut segments, pos, content.len());
+    (out, segments)
+}
+
+/// Map a byte offset of the redacted text back to the input. An offset inside a placeholder
+/// maps to the start (or, for an `end` offset, the end) of the span it replaced.
+fn map_offset(segments: &[Segment], r: usize, end: bool) -> usize {
+    let idx = if end {
+        segments.partition_point(|s| s.red_end < r)
+    } else {
+        segments.partition_point(|s| s.red_end <= r)
+    };
+    match segments.get(idx) {
+        Some(seg) if seg.placeholder => {
+            if end {
+                seg.orig_end
+            } else {
+                seg.orig_start
+            }
+        }
+        Some(seg) => seg.orig_start + r.saturating_sub(seg.red_start),
+        None => segments.last().map_or(0, |seg| seg.orig_end),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +332,19 @@ fn normalize(content: &str) -> Vec<NChar> {
     let mut out = Vec::with_capacity(content.len());
     let mut i = 0;
     while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 && b != b'&' {
+            // ASCII fast path (same result as `fold`).
+            if b != 0 {
+                out.push(NChar {
+                    start: i,
+                    len: 1,
+                    c: char::from(b.to_ascii_lowercase()),
+                });
+            }
+            i += 1;
+            continue;
+        }
         let Some(raw) = content.get(i..).and_then(|rest| rest.chars().next()) else {
             break;
         };
@@ -554,6 +641,16 @@ fn scan_markup(n: &[NChar], out: &mut Vec<Finding>) {
 
     for i in 0..n.len() {
         let ch = n[i].c;
+        if state == TagState::Text && !matches!(ch, '<' | '[' | '#' | 'j' | 'v' | 'd' | '"' | '\'')
+        {
+            // Fast path: nothing to do for this character but line tracking.
+            if ch == '\n' || ch == '\r' {
+                line_blank = true;
+            } else if !ch.is_whitespace() {
+                line_blank = false;
+            }
+            continue;
+        }
         point_checks(n, i, line_blank, out);
 
         // A new tag can open anywhere outside a quoted attribute value.
@@ -675,7 +772,6 @@ fn breakout_check(n: &[NChar], i: usize, out: &mut Vec<Finding>) {
 
 /// Checks anchored at one position, independent of the tag state.
 fn point_checks(n: &[NChar], i: usize, line_blank: bool, out: &mut Vec<Finding>) {
-    let prev_alnum = i > 0 && ch_at(n, i - 1).is_alphanumeric();
     match ch_at(n, i) {
         '<' => {
             // <script, </script, <iframe, ..., <system>
@@ -744,7 +840,9 @@ fn point_checks(n: &[NChar], i: usize, line_blank: bool, out: &mut Vec<Finding>)
                 }
             }
         }
-        'j' | 'v' if !prev_alnum => {
+        // No word-boundary requirement before the scheme: what precedes it must not decide
+        // (`xjavascript:` is as suspicious, and redacting a neighbour must not change it).
+        'j' | 'v' => {
             if let Some(colon) = script_scheme_at(n, i) {
                 let after = ch_at(n, colon + 1);
                 let code_follows = after != '\0' && !after.is_whitespace();
@@ -753,7 +851,7 @@ fn point_checks(n: &[NChar], i: usize, line_blank: bool, out: &mut Vec<Finding>)
                 }
             }
         }
-        'd' if !prev_alnum => {
+        'd' => {
             if let Some(k) = lit_at(n, i, "data") {
                 let k = skip_ws(n, k, 8);
                 if ch_at(n, k) == ':' {
@@ -922,6 +1020,9 @@ const PHRASE_RULES: &[(&str, PhraseRule)] = &[
 fn scan_phrases(n: &[NChar], out: &mut Vec<Finding>) {
     let words = Words::new(n);
     for i in 0..words.len() {
+        if !may_start_phrase(words.w(i)) {
+            continue;
+        }
         for &(rule, matcher) in PHRASE_RULES {
             if let Some(last) = matcher(&words, i)
                 && let (Some(a), Some(b)) = (words.toks.get(i), words.toks.get(last))
@@ -934,6 +1035,49 @@ fn scan_phrases(n: &[NChar], out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+const ACT_VERBS: &[&str] = &[
+    "act",
+    "acting",
+    "behave",
+    "pretend",
+    "roleplay",
+    "respond",
+    "answer",
+    "reply",
+    "operate",
+    "become",
+    "simulate",
+    "impersonate",
+    "emulate",
+];
+
+const REVEAL_VERBS: &[&str] = &[
+    "reveal", "print", "show", "display", "output", "repeat", "leak", "dump", "tell", "give",
+    "expose", "share", "write", "disclose", "recite", "return", "list", "echo", "copy", "paste",
+    "provide", "send", "spell",
+];
+
+/// Whether a word can start one of the phrase rules: a cheap filter before running them. Must
+/// accept every first word the `phrase_*` functions accept (checked by a unit test).
+fn may_start_phrase(w: &str) -> bool {
+    matches!(
+        w,
+        // phrase_ignore
+        "ignore" | "ignoring" | "disregard" | "disregarding" | "forget" | "override"
+            | "overriding" | "bypass" | "discard"
+            // phrase_jailbreak
+            | "dan" | "jailbreak" | "jailbroken" | "you" | "youre"
+            // phrase_act_as
+            | "act" | "acting" | "behave" | "pretend" | "roleplay" | "respond" | "answer"
+            | "reply" | "operate" | "become" | "simulate" | "impersonate" | "emulate"
+            // phrase_reveal
+            | "what" | "whats" | "reveal" | "print" | "show" | "display" | "output" | "repeat"
+            | "leak" | "dump" | "tell" | "give" | "expose" | "share" | "write" | "disclose"
+            | "recite" | "return" | "list" | "echo" | "copy" | "paste" | "provide" | "send"
+            | "spell"
+    )
 }
 
 const OVERRIDE_VERBS: &[&str] = &[
@@ -1175,21 +1319,6 @@ fn phrase_jailbreak(w: &Words, i: usize) -> Option<usize> {
 /// DAN", "respond as a jailbroken assistant". Weak adjectives (unrestricted, unfiltered,
 /// evil, ...) need an AI noun after them: "act as unrestricted funding" is prose.
 fn phrase_act_as(w: &Words, i: usize) -> Option<usize> {
-    const VERBS: &[&str] = &[
-        "act",
-        "acting",
-        "behave",
-        "pretend",
-        "roleplay",
-        "respond",
-        "answer",
-        "reply",
-        "operate",
-        "become",
-        "simulate",
-        "impersonate",
-        "emulate",
-    ];
     const FILLERS: &[&str] = &[
         "as",
         "like",
@@ -1245,7 +1374,7 @@ fn phrase_act_as(w: &Words, i: usize) -> Option<usize> {
         "machine",
         "agent",
     ];
-    if !w.any(i, VERBS) {
+    if !w.any(i, ACT_VERBS) {
         return None;
     }
     for j in (i + 1..).take(5) {
@@ -1273,11 +1402,6 @@ fn phrase_act_as(w: &Words, i: usize) -> Option<usize> {
 /// `injection.prompt.reveal_system_prompt`: "reveal your system prompt", "print the full
 /// system prompt verbatim", "show me your hidden instructions", "what is your system prompt".
 fn phrase_reveal(w: &Words, i: usize) -> Option<usize> {
-    const VERBS: &[&str] = &[
-        "reveal", "print", "show", "display", "output", "repeat", "leak", "dump", "tell", "give",
-        "expose", "share", "write", "disclose", "recite", "return", "list", "echo", "copy",
-        "paste", "provide", "send", "spell",
-    ];
     const FILLERS: &[&str] = &[
         "me",
         "us",
@@ -1313,7 +1437,7 @@ fn phrase_reveal(w: &Words, i: usize) -> Option<usize> {
     ];
     let first = w.w(i);
     let question = first == "what" || first == "whats";
-    if !question && !w.any(i, VERBS) {
+    if !question && !w.any(i, REVEAL_VERBS) {
         return None;
     }
     let mut your = false;
@@ -1353,8 +1477,10 @@ fn phrase_reveal(w: &Words, i: usize) -> Option<usize> {
 // PII
 // ---------------------------------------------------------------------------------------------
 
+/// Letters, digits, `_` and combining marks (which belong to the letter before them). Every
+/// non-ASCII character an e-mail address may contain is a word character.
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
+    c.is_alphanumeric() || c == '_' || is_combining(c)
 }
 
 /// Punctuation that glues two digit runs into one number (dates, times, amounts, versions,
@@ -1448,7 +1574,14 @@ impl<'a> View<'a> {
 }
 
 fn is_combining(c: char) -> bool {
-    matches!(c, '\u{0300}'..='\u{036F}')
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 fn is_local_char(c: char) -> bool {
@@ -1484,13 +1617,8 @@ fn scan_emails(s: &str, out: &mut Vec<Finding>) {
     for (at, _) in s.match_indices('@') {
         // Local part.
         let mut start = at;
-        let mut truncated = false;
         for (count, (k, c)) in s[..at].char_indices().rev().enumerate() {
-            if !is_local_char(c) {
-                break;
-            }
-            if count == MAX_LOCAL_CHARS {
-                truncated = true;
+            if count == MAX_LOCAL_CHARS || !is_local_char(c) {
                 break;
             }
             start = k;
@@ -1499,15 +1627,6 @@ fn scan_emails(s: &str, out: &mut Vec<Finding>) {
             start += 1;
         }
         if start == at {
-            continue;
-        }
-        // A local part starting with a digit right after `12,` / `12:` / `12/` belongs to that
-        // number (keeps decisions consistent with the numeric rules).
-        if !truncated
-            && s.as_bytes()[start].is_ascii_digit()
-            && prev_char(s, start).is_some_and(|p| matches!(p, ',' | ':' | '/'))
-            && prev_char(s, start - 1).is_some_and(|d| d.is_ascii_digit())
-        {
             continue;
         }
         // Domain.
@@ -1584,7 +1703,9 @@ fn scan_numbers(v: &mut View, out: &mut Vec<Finding>) {
             || c == b'('
             || (c.is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit()));
         // Candidates inside an e-mail address or card number are redacted with it anyway.
-        if candidate && !v.covered(i) && v.left_ok(i) {
+        // `C++14 ...`, `a++b`: a doubled plus is an operator, not a dialling prefix.
+        let doubled_plus = c == b'+' && i > 0 && b[i - 1] == b'+';
+        if candidate && !doubled_plus && !v.covered(i) && v.left_ok(i) {
             let hit = parse_ssn(v, i)
                 .map(|e| (PII_SSN, e))
                 .or_else(|| parse_nanp(v, i).map(|e| (PII_PHONE, e)))
@@ -1779,6 +1900,11 @@ fn scan_cards(v: &View, out: &mut Vec<Finding>) {
             }
         }
         let run_end = run.last().map_or(i + 1, |g| g.end);
+        for g in run.iter_mut() {
+            if v.covered(g.start) {
+                g.usable = false;
+            }
+        }
         if !v.left_ok(run[0].start) {
             run[0].usable = false;
         }
@@ -1941,6 +2067,25 @@ mod tests {
             .map(|x| x.c)
             .collect();
         assert_eq!(s, "ignore ignore ignore ignore");
+    }
+
+    #[test]
+    fn phrase_filter_accepts_every_first_word() {
+        for w in OVERRIDE_VERBS.iter().chain(ACT_VERBS).chain(REVEAL_VERBS) {
+            assert!(may_start_phrase(w), "{w}");
+        }
+        for w in [
+            "forget",
+            "dan",
+            "jailbreak",
+            "jailbroken",
+            "you",
+            "youre",
+            "what",
+            "whats",
+        ] {
+            assert!(may_start_phrase(w), "{w}");
+        }
     }
 
     #[test]
