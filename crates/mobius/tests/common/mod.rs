@@ -755,7 +755,11 @@ impl Http {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .proxy(None)
-            .max_idle_connections_per_host(8)
+            // No connection reuse: the server closes a connection when it answers before reading
+            // a request body (401/413/415), and a pooled dead connection makes the next request
+            // fail with "peer disconnected" at random.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .into();
         Http {
