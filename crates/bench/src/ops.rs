@@ -808,6 +808,51 @@ async fn writer(
     Ok(out)
 }
 
+#[derive(Default)]
+struct LockProbe {
+    lat_ns: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Another writer beside the sequencer, as the monitor is when it stores a sample: once a
+/// second during the measured window, a one-row INSERT (its own transaction, so SQLite's
+/// write lock and a WAL fsync) into a table of its own, on its own connection with the
+/// store's settings (busy timeout 10 s). Times how long that takes while appends run.
+fn lock_probe(store: StoreConfig, start: Instant, end: Instant) -> Result<LockProbe, String> {
+    let mut c = store.connect().map_err(|e| e.to_string())?;
+    c.batch(
+        "CREATE TABLE IF NOT EXISTS bench_write_probe (id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL)",
+    )
+    .map_err(|e| format!("write-lock probe: {e}"))?;
+    let mut out = LockProbe::default();
+    for k in 0u64.. {
+        let due = start + Duration::from_millis(500 + 1000 * k);
+        if due >= end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let t = Instant::now();
+        match c.execute(
+            "INSERT INTO bench_write_probe (at_ms) VALUES ($1)",
+            &[mobius_store::Param::Int(now_ms())],
+        ) {
+            Ok(_) => out.lat_ns.push(t.elapsed().as_nanos() as u64),
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| {
+                    format!("after {}: {e}", report::ms(Some(t.elapsed().as_secs_f64())))
+                });
+            }
+        }
+    }
+    out.lat_ns.sort_unstable();
+    Ok(out)
+}
+
 /// A monitor sample seen during the health phase: (started, measured part, GI).
 #[derive(Clone, Copy)]
 struct SeenSample {
@@ -823,6 +868,7 @@ struct HealthRun {
     streams: Vec<StreamResult>,
     writer: Option<WriterResult>,
     seen: Vec<SeenSample>,
+    lock: Result<LockProbe, String>,
     /// The monitor's (count, seconds) before and after the window.
     mon: ((u64, f64), (u64, f64)),
     cpu: (CpuSnap, CpuSnap),
@@ -1008,6 +1054,11 @@ async fn health_load(
         txs.push(tx);
         dispatchers.push(tokio::spawn(dispatch(spec.clone(), rx, start, end)));
     }
+    let store = o.store.clone();
+    let lock_probe = std::thread::Builder::new()
+        .name("bench-lockprobe".into())
+        .spawn(move || lock_probe(store, start, end))
+        .map_err(|e| format!("start the write-lock probe: {e}"))?;
     let rates = specs.iter().map(|x| x.rate).collect();
     let pacer = std::thread::Builder::new()
         .name("bench-client-pacer".into())
@@ -1023,6 +1074,9 @@ async fn health_load(
         }
     }
     let _ = pacer.join();
+    let lock = lock_probe
+        .join()
+        .unwrap_or_else(|_| Err("the write-lock probe panicked".into()));
     let writer = match writer {
         Some(w) => Some(
             w.await
@@ -1046,6 +1100,7 @@ async fn health_load(
             .into_iter()
             .filter(|x| x.at + Duration::from_secs(1) >= start && x.at < end)
             .collect(),
+        lock,
         mon: (a.2, b.2),
         cpu: (a.0, b.0),
         disk: (a.1, b.1),
@@ -1246,10 +1301,32 @@ fn report_health(
         report::ms(full.last().map(|n| *n as f64 / 1e9)),
         "-".into(),
     ]);
+    match &run.lock {
+        Ok(l) => {
+            bg.row(vec![
+                "another writer: one-row INSERT on its own connection".into(),
+                "every 1 s".into(),
+                format!("{} done", l.lat_ns.len()),
+                report::ms(pct_ns(&l.lat_ns, 0.5)),
+                report::ms(pct_ns(&l.lat_ns, 0.99)),
+                report::ms(l.lat_ns.last().map(|n| *n as f64 / 1e9)),
+                report::int(l.errors),
+            ]);
+            if let Some(e) = &l.first_error {
+                rep.notes.push(format!(
+                    "The write-lock probe failed {} time(s); first: {e}",
+                    l.errors
+                ));
+            }
+        }
+        Err(e) => rep
+            .notes
+            .push(format!("The write-lock probe did not run: {e}")),
+    }
     rep.background = Some(bg);
     if n > 0 {
         rep.notes.push(format!(
-            "The monitor took {n} sample(s) inside the measured window, {} each on average by its own histogram (`mobius_integrity_sample_duration_seconds`, the whole sample_once). The part before the snapshot is published (`sample_ms`: ledger checks and HTTP probes) is shown separately; the rest is mostly storing the sample in `integrity_samples`, which needs SQLite's write lock while the sequencer is committing appends. GI seen: {}.",
+            "The monitor took {n} sample(s) inside the measured window, {} each on average by its own histogram (`mobius_integrity_sample_duration_seconds`, the whole sample_once). The part before the snapshot is published (`sample_ms`: ledger checks and HTTP probes) is shown separately; the rest is mostly storing the sample in `integrity_samples` from a pooled connection, which must get SQLite's write lock from under the sequencer's back-to-back commits (compare the one-row INSERT probe above; SQLite's busy handler retries at growing intervals, up to 100 ms apart, for at most the 10 s busy timeout). GI seen: {}.",
             report::ms(Some((s1 - s0) / n as f64)),
             run.seen
                 .iter()
@@ -1364,6 +1441,10 @@ struct Series {
     durs_ns: Vec<u64>,
     rehashed: Vec<u64>,
     scrubbed: Vec<u64>,
+    /// CPU used outside this process while the series ran, as a share of one core.
+    elsewhere: Option<f64>,
+    /// CPU seconds this process used while the series ran.
+    cpu_s: Option<f64>,
     /// Scrub position before the first and after the last sample, and the scrub's cycle
     /// count after the first and the last.
     pos: (u64, u64),
@@ -1379,9 +1460,18 @@ impl Series {
             durs_ns: Vec::new(),
             rehashed: Vec::new(),
             scrubbed: Vec::new(),
+            elsewhere: None,
+            cpu_s: None,
             pos: (0, 0),
             cycles: (0, 0),
         }
+    }
+
+    /// CPU time of this whole process per sample (the server is otherwise idle then).
+    fn cpu_per_sample(&self) -> Option<f64> {
+        self.cpu_s
+            .filter(|_| !self.durs_ns.is_empty())
+            .map(|c| c / self.durs_ns.len() as f64)
     }
 
     /// Records checked per sample: entries re-hashed plus records scrubbed (mean).
@@ -1428,6 +1518,46 @@ fn sample_phase(s: &Settings, dir: &Path, rep: &mut Report) -> Result<(), String
     report_samples(s, &series, rep);
     rep.notes.extend(phase_notes);
     Ok(())
+}
+
+struct Settled {
+    wal_bytes: u64,
+    frames: u64,
+    waited: Duration,
+}
+
+/// Waits (at most 120 s) until the WAL of `db` is fully checkpointed, running passive
+/// checkpoints as the ledger's checkpointer does (they never block the writer).
+fn settle_wal(db: &Path) -> Result<Settled, String> {
+    let sql = |e: rusqlite::Error| format!("WAL settle: {e}");
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let c = rusqlite::Connection::open(db).map_err(sql)?;
+    c.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
+    let t = Instant::now();
+    let mut first = None;
+    loop {
+        let (busy, log, done): (i64, i64, i64) = c
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sql)?;
+        let (log, done) = (log.max(0) as u64, done.max(0) as u64);
+        let frames = *first.get_or_insert(log);
+        if busy == 0 && done >= log {
+            return Ok(Settled {
+                wal_bytes,
+                frames,
+                waited: t.elapsed(),
+            });
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            return Err(format!(
+                "the WAL was not fully checkpointed within 120 s ({done} of {log} frames)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn check_observed(snap: &Snapshot, name: &str) -> Option<serde_json::Value> {
@@ -1556,6 +1686,21 @@ async fn sample_series(
             ));
         }
         let sealed_at = wait_sealed(&o.ledger, Duration::from_secs(120)).await?;
+        // Growth leaves a large WAL behind; until the checkpointer has copied it into the
+        // database, every page a reader misses in its cache is looked up in the WAL index
+        // (more segments to search the bigger the WAL), and the checkpointer competes for
+        // the CPU. Time the samples against a settled store, as a long-running one is.
+        let db = dir.join("mobius.db");
+        let settled = tokio::task::spawn_blocking(move || settle_wal(&db))
+            .await
+            .map_err(|e| format!("WAL settle task: {e}"))??;
+        notes.push(format!(
+            "At {} entries the WAL file was {:.0} MB ({} frames in use) after growth and sealing; {} later it was fully checkpointed, and only then were the samples timed.",
+            report::int(sealed_at),
+            settled.wal_bytes as f64 / 1e6,
+            report::int(settled.frames),
+            report::ms(Some(settled.waited.as_secs_f64()))
+        ));
         eprintln!(
             "sample phase: {} entries sealed; timing monitor samples",
             report::int(sealed_at)
@@ -1584,9 +1729,12 @@ async fn sample_series(
 
         let mut idle = Series::new(sealed_at, S_IDLE, "none");
         let mut pos = scrub_position(&init_snap);
+        let busy = Busy::start();
         for _ in 0..s.samples {
             pos = timed_sample(&m, pos, &mut idle, &mut bad).await?;
         }
+        let (e, c) = busy.finish();
+        (idle.elsewhere, idle.cpu_s) = (e, Some(c));
         idle.durs_ns.sort_unstable();
         series.push(idle);
 
@@ -1601,9 +1749,12 @@ async fn sample_series(
         let (_, snap) = first_sample(&mp, Duration::from_secs(300)).await?;
         let mut probe = Series::new(sealed_at, S_PROBE, "ledger-api /healthz + /metrics");
         let mut ppos = scrub_position(&snap);
+        let busy = Busy::start();
         for _ in 0..s.samples {
             ppos = timed_sample(&mp, ppos, &mut probe, &mut bad).await?;
         }
+        let (e, c) = busy.finish();
+        (probe.elsewhere, probe.cpu_s) = (e, Some(c));
         drop(mp);
         probe.durs_ns.sort_unstable();
         series.push(probe);
@@ -1612,6 +1763,7 @@ async fn sample_series(
         let mut new = Series::new(sealed_at, S_NEW, "none");
         let mut client = Client::connect(&target).await?;
         let batch = batch_maker(next.clone());
+        let busy = Busy::start();
         for _ in 0..s.samples {
             let (status, body) = client.send(&batch(0, 0)).await?;
             if status != StatusCode::CREATED {
@@ -1624,6 +1776,8 @@ async fn sample_series(
             wait_sealed(&o.ledger, Duration::from_secs(60)).await?;
             pos = timed_sample(&m, pos, &mut new, &mut bad).await?;
         }
+        // (Its CPU includes the appends and sealing: not a per-sample figure.)
+        new.elsewhere = busy.finish().0;
         client.close().await;
         drop(m);
         new.durs_ns.sort_unstable();
@@ -1661,6 +1815,29 @@ async fn sample_series(
     Ok((series, notes))
 }
 
+/// CPU used outside this process over a stretch of time (other processes, the kernel).
+struct Busy {
+    cpu: CpuSnap,
+    at: Instant,
+}
+
+impl Busy {
+    fn start() -> Busy {
+        Busy {
+            cpu: sys::cpu_snapshot(),
+            at: Instant::now(),
+        }
+    }
+
+    /// Since `start`: the share of one core used outside this process, and the CPU
+    /// seconds used by this process.
+    fn finish(&self) -> (Option<f64>, f64) {
+        let (ours, rest) = sys::cpu_delta(&self.cpu, &sys::cpu_snapshot());
+        let secs = self.at.elapsed().as_secs_f64().max(1e-9);
+        (rest.map(|r| r / secs), ours.iter().sum())
+    }
+}
+
 fn mean_ns(v: &[u64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<u64>() as f64 / v.len() as f64 / 1e9)
 }
@@ -1682,7 +1859,9 @@ fn report_samples(s: &Settings, series: &[Series], rep: &mut Report) {
         ("max", true),
         ("re-hashed/sample", true),
         ("scrubbed/sample", true),
+        ("CPU/sample", true),
         ("services probed", false),
+        ("rest of machine", true),
     ]);
     for x in series {
         t.row(vec![
@@ -1694,7 +1873,10 @@ fn report_samples(s: &Settings, series: &[Series], rep: &mut Report) {
             report::ms(x.durs_ns.last().map(|n| *n as f64 / 1e9)),
             mean_count(&x.rehashed),
             mean_count(&x.scrubbed),
+            report::ms(x.cpu_per_sample()),
             x.probes.into(),
+            x.elsewhere
+                .map_or("-".into(), |b| format!("{:.0}%", b * 100.0)),
         ]);
     }
     rep.samples = Some(t);
@@ -1703,6 +1885,7 @@ fn report_samples(s: &Settings, series: &[Series], rep: &mut Report) {
         ("series", false),
         ("p50 by size", false),
         ("records checked/sample by size", false),
+        ("CPU/sample by size", false),
         ("largest / smallest", true),
         ("flat", false),
     ]);
@@ -1737,6 +1920,7 @@ fn report_samples(s: &Settings, series: &[Series], rep: &mut Report) {
             name.into(),
             by_size(&|x| report::ms(pct_ns(&x.durs_ns, 0.5))),
             by_size(&|x| report::int(x.work().round() as u64)),
+            by_size(&|x| report::ms(x.cpu_per_sample())),
             format!("×{ratio:.2}"),
             if judged {
                 if flat { "flat" } else { "GROWS" }.into()
@@ -1952,7 +2136,7 @@ impl Report {
         section(
             &mut out,
             "Monitor sample cost vs ledger size",
-            "`Monitor::sample_once()` timed in-process on an idle ledger grown with batch appends; a new monitor per size (its first, initialising sample is taken by its own loop and timed by its histogram). Services probed: none, except in the last series, where the monitor probes ledger-api's `/healthz` and `/metrics` over HTTP as `mobius up` configures it.\n\n",
+            "`Monitor::sample_once()` timed in-process on an idle ledger grown with batch appends; a new monitor per size (its first, initialising sample is taken by its own loop and timed by its histogram). Services probed: none, except in the last series, where the monitor probes ledger-api's `/healthz` and `/metrics` over HTTP as `mobius up` configures it. `CPU/sample` is the CPU time of the whole process per sample while the series ran (the server is otherwise idle then; not shown for the series with appends), which a busy neighbour disturbs less than wall time; `rest of machine` is the CPU used outside this process while the series ran (% of one core).\n\n",
             &self.samples,
         );
         section(&mut out, "Flatness", "", &self.flat);
