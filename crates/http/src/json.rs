@@ -104,3 +104,23 @@ where
             .map_err(|e| ApiError::invalid(format!("invalid query string: {}", e.body_text())))
     }
 }
+
+/// Keyset paging for newest-first lists: `limit` (default 50, 1 to 1000, SPEC §2) and
+/// `before_id` (exclusive; default: from the newest). Errors name the field.
+pub fn page_before(limit: Option<&str>, before_id: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let limit = match limit {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", "limit must be 1 to 1000"))?,
+    };
+    let before = match before_id {
+        None => i64::MAX,
+        Some(b) => b
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid_field("before_id", "before_id must be an integer"))?,
+    };
+    Ok((limit, before))
+}

@@ -104,20 +104,8 @@ async fn history(
     QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     auth.require_operator()?;
-    let limit: i64 = match q.limit.as_deref() {
-        None => 50,
-        Some(l) => l
-            .parse()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::invalid_field("limit", "limit must be 1 to 1000"))?,
-    };
-    let before: i64 = match q.before_id.as_deref() {
-        None => i64::MAX,
-        Some(b) => b
-            .parse()
-            .map_err(|_| ApiError::invalid_field("before_id", "before_id must be an integer"))?,
-    };
+    let (limit, before) =
+        mobius_http::json::page_before(q.limit.as_deref(), q.before_id.as_deref())?;
     let pool = api.pool.clone();
     let rows = tokio::task::spawn_blocking(move || {
         pool.with(|c| {
