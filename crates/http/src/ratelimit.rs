@@ -397,6 +397,33 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `subject` is over its `class` limit now, without using any budget.
+    pub fn peek_at(
+        &self,
+        subject: &Subject,
+        class: RouteClass,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if class.counter_index().is_none() || !self.config.enabled {
+            return Ok(());
+        }
+        let gcra = self.gcra_for(subject, class);
+        let key: Key = (subject.normalized(), class);
+        let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
+        let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        match shard.tats.get(&key) {
+            Some(tat) => {
+                let ahead = (*tat).max(now) - now;
+                if ahead > gcra.tolerance {
+                    Err(ahead - gcra.tolerance)
+                } else {
+                    Ok(())
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
     /// [`RateLimiter::check_at`] at the current instant.
     pub fn check(&self, subject: &Subject, class: RouteClass) -> Result<(), Duration> {
         self.check_at(subject, class, Instant::now())
@@ -541,6 +568,11 @@ pub fn subject_for(parts: &Parts) -> Subject {
     if let Some(token) = bearer_token(parts) {
         return token_subject(token);
     }
+    peer_subject(parts)
+}
+
+/// The connection's client IP as a subject, whatever the request carries.
+pub fn peer_subject(parts: &Parts) -> Subject {
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -581,8 +613,25 @@ pub async fn rate_limit(
     }
     let (parts, body) = req.into_parts();
     let subject = subject_for(&parts);
-    match s.limiter.check(&subject, class) {
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+    // A client presenting made-up tokens gets a fresh token bucket each time; its failed
+    // authentications are charged to its IP under the `Auth` limit instead, and once that is
+    // exhausted every request from that IP carrying a token is refused until it recovers.
+    let peer = peer_subject(&parts);
+    let checked = match subject {
+        Subject::Token(_) => s
+            .limiter
+            .peek_at(&peer, RouteClass::Auth, Instant::now())
+            .and_then(|()| s.limiter.check(&subject, class)),
+        Subject::Ip(_) => s.limiter.check(&subject, class),
+    };
+    match checked {
+        Ok(()) => {
+            let resp = next.run(Request::from_parts(parts, body)).await;
+            if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+                let _ = s.limiter.check(&peer, RouteClass::Auth);
+            }
+            resp
+        }
         Err(retry_after) => {
             if let Some(hook) = &s.on_limited {
                 hook(&subject, class, parts.uri.path());
@@ -633,6 +682,42 @@ mod tests {
             let total: usize = l.shards.iter().map(|s| s.lock().unwrap().cap).sum();
             assert_eq!(total, max);
         }
+    }
+
+    #[test]
+    fn failed_auth_budget_is_peeked_not_spent() {
+        let l = RateLimiter::new(RateLimitConfig {
+            auth: Limit::new(1.0, 2),
+            ..Default::default()
+        });
+        let ip = Subject::Ip("192.0.2.9".parse().unwrap());
+        let t0 = Instant::now();
+        assert!(
+            l.peek_at(&ip, RouteClass::Auth, t0).is_ok(),
+            "an unknown key is not limited"
+        );
+        // Two failed authentications use the burst; peeking never spends budget.
+        assert!(l.check_at(&ip, RouteClass::Auth, t0).is_ok());
+        assert!(l.peek_at(&ip, RouteClass::Auth, t0).is_ok());
+        assert!(
+            l.peek_at(&ip, RouteClass::Auth, t0).is_ok(),
+            "peeking twice spends nothing"
+        );
+        assert!(l.check_at(&ip, RouteClass::Auth, t0).is_ok());
+        // The burst is used up: the IP is refused until one interval passes.
+        assert_eq!(
+            l.peek_at(&ip, RouteClass::Auth, t0),
+            Err(Duration::from_secs(1))
+        );
+        assert!(
+            l.peek_at(&ip, RouteClass::Auth, t0 + Duration::from_secs(1))
+                .is_ok(),
+            "recovers"
+        );
+        assert!(
+            l.check_at(&ip, RouteClass::Auth, t0 + Duration::from_secs(1))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -437,4 +437,31 @@ fn rate_limit_trips_and_recovers() {
         404,
         "recovered: the request reaches the handler again"
     );
+
+    // Made-up tokens: each would get its own bucket, so failed authentications are charged to
+    // the client's IP under the auth limit; once spent, token-bearing requests get 429.
+    std::thread::sleep(Duration::from_millis(2100));
+    let codes: Vec<u16> = (0..8)
+        .map(|i| {
+            s.http
+                .post_json(
+                    "/v1/attestations",
+                    r#"{"type":"civic.x","payload":{}}"#,
+                    Some(&format!("mob_madeup{i}")),
+                )
+                .status
+        })
+        .collect();
+    assert_eq!(codes[0], 401, "{codes:?}");
+    assert!(
+        codes.contains(&429),
+        "failed authentications must exhaust the IP's auth budget: {codes:?}"
+    );
+    // A valid token from the same IP is refused too while the IP is over its auth budget.
+    let valid = s.http.post_json(
+        "/v1/attestations",
+        r#"{"type":"civic.x","payload":{}}"#,
+        Some(&s.token),
+    );
+    assert_eq!(valid.status, 429);
 }
