@@ -260,6 +260,15 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
     } else {
         None
     };
+    // Without an in-process monitor (split deployments), services read its stored samples.
+    let integrity: Option<Arc<dyn mobius_http::health::IntegritySource>> = match &monitor {
+        Some(m) => Some(m.clone()),
+        None => Some(mobius_ops::monitor::StoredIntegrity::start(
+            ops_pool.clone(),
+            automation.clone(),
+            Duration::from_millis(cfg.sample_interval_ms.saturating_mul(3).max(30_000)),
+        )),
+    };
     if let Some((listener, url)) = ledger_listener {
         protect(&ledger_health);
         mobius_http::health::spawn_store_probe(
@@ -268,8 +277,10 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
             Duration::from_secs(2),
         );
         ledger_health.set_ready(true);
+        if let Some(i) = &integrity {
+            ledger_health.set_integrity(i.clone());
+        }
         if let Some(m) = &monitor {
-            ledger_health.set_integrity(m.clone());
             let m2 = m.clone();
             ledger_health.metrics.add_collector(Box::new(move |out| {
                 m2.render_metrics(out, &format!("service=\"{}\"", mobius_ledger::SERVICE))
@@ -340,6 +351,9 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
     if let Some((listener, url)) = shield_listener {
         let health = Health::new(mobius_shield::routes::SERVICE);
         protect(&health);
+        if let Some(i) = &integrity {
+            health.set_integrity(i.clone());
+        }
         mobius_http::health::spawn_store_probe(
             health.clone(),
             ops_pool.clone(),
@@ -347,7 +361,6 @@ async fn serve_all(cfg: Config, which: Services) -> Result<(), String> {
         );
         health.set_ready(true);
         if let Some(m) = &monitor {
-            health.set_integrity(m.clone());
             let m2 = m.clone();
             health.metrics.add_collector(Box::new(move |out| {
                 m2.render_metrics(

@@ -673,41 +673,171 @@ impl Monitor {
     }
 }
 
+/// `/healthz` GI fields from a snapshot.
+fn gi_fields(snap: Option<&Snapshot>) -> serde_json::Map<String, Value> {
+    let g = snap.and_then(|s| s.gi);
+    let mut m = serde_json::Map::new();
+    m.insert("gi".into(), json!(g));
+    m.insert("gi_threshold".into(), json!(GI_THRESHOLD));
+    m.insert("gi_ok".into(), json!(g.is_some_and(|g| g >= GI_THRESHOLD)));
+    m
+}
+
+/// The `/api/integrity-check` body from a snapshot (the same for the in-process monitor and
+/// for services that read the monitor's stored samples).
+fn check_body(
+    service: &str,
+    snap: Option<&Snapshot>,
+    a: &crate::automation::AutomationState,
+    missing: &str,
+) -> (bool, Value) {
+    let g = snap.and_then(|s| s.gi);
+    let status = match g {
+        Some(v) if v >= 0.97 => "healthy",
+        Some(v) if v >= GI_THRESHOLD => "degraded",
+        _ => "critical",
+    };
+    let comp = |k: &str| snap.and_then(|s| s.components.get(k).copied());
+    let body = json!({
+        "service": service,
+        "gi": g,
+        "mii": snap.and_then(|s| s.mii),
+        "twa_30d": snap.and_then(|s| s.twa_30d),
+        "status": status,
+        "band": g.map(|v| format!("{:?}", band(v)).to_lowercase()),
+        "components": {"ledger": comp("ledger"), "economy": comp("economy"), "reliability": comp("reliability"), "sentinels": comp("sentinels")},
+        "checks": snap.map(|s| json!(s.checks)).unwrap_or(json!([])),
+        "recommendations": snap.map(|s| json!(s.recommendations)).unwrap_or(json!([missing])),
+        "automation": {"halted": a.halted, "since": rfc3339_ms(a.since_ms), "reason": a.reason},
+        "sampled_at": snap.map(|s| rfc3339_ms(s.at_ms)),
+        "timestamp": rfc3339_ms(now_ms()),
+    });
+    (g.is_some_and(|v| v >= GI_THRESHOLD), body)
+}
+
 impl mobius_http::health::IntegritySource for Monitor {
     fn healthz_fields(&self) -> serde_json::Map<String, Value> {
-        let g = self.current_gi();
-        let mut m = serde_json::Map::new();
-        m.insert("gi".into(), json!(g));
-        m.insert("gi_threshold".into(), json!(GI_THRESHOLD));
-        m.insert("gi_ok".into(), json!(g.is_some_and(|g| g >= GI_THRESHOLD)));
-        m
+        gi_fields(self.snapshot().as_ref())
     }
 
     fn integrity_check(&self, service: &str) -> (bool, Value) {
-        let snap = self.snapshot();
-        let g = snap.as_ref().and_then(|s| s.gi);
-        let status = match g {
-            Some(v) if v >= 0.97 => "healthy",
-            Some(v) if v >= GI_THRESHOLD => "degraded",
-            _ => "critical",
-        };
-        let comp = |k: &str| snap.as_ref().and_then(|s| s.components.get(k).copied());
-        let a = self.automation.state();
-        let body = json!({
-            "service": service,
-            "gi": g,
-            "mii": snap.as_ref().and_then(|s| s.mii),
-            "twa_30d": snap.as_ref().and_then(|s| s.twa_30d),
-            "status": status,
-            "band": g.map(|v| format!("{:?}", band(v)).to_lowercase()),
-            "components": {"ledger": comp("ledger"), "economy": comp("economy"), "reliability": comp("reliability"), "sentinels": comp("sentinels")},
-            "checks": snap.as_ref().map(|s| json!(s.checks)).unwrap_or(json!([])),
-            "recommendations": snap.as_ref().map(|s| json!(s.recommendations)).unwrap_or(json!(["The first integrity sample has not been taken yet."])),
-            "automation": {"halted": a.halted, "since": rfc3339_ms(a.since_ms), "reason": a.reason},
-            "sampled_at": snap.as_ref().map(|s| rfc3339_ms(s.at_ms)),
-            "timestamp": rfc3339_ms(now_ms()),
+        check_body(
+            service,
+            self.snapshot().as_ref(),
+            &self.automation.state(),
+            "The first integrity sample has not been taken yet.",
+        )
+    }
+}
+
+/// GI for services that run without the monitor (split deployments: `mobius serve ledger`,
+/// `mobius serve shield`): the monitor's latest stored sample, read every 2 s. A sample older
+/// than `stale_after` counts as no sample (GI unknown → integrity-check 503), so a dead
+/// monitor is visible rather than frozen at its last good score.
+pub struct StoredIntegrity {
+    latest: RwLock<Option<Snapshot>>,
+    automation: Arc<Automation>,
+    stale_after_ms: i64,
+}
+
+fn load_latest(c: &mut Conn) -> Result<Option<Snapshot>, StoreError> {
+    let row = c.query_opt(
+        "SELECT at_ms, gi, mii, ledger, economy, reliability, sentinels, detail FROM integrity_samples ORDER BY at_ms DESC LIMIT 1",
+        &[],
+    )?;
+    let Some(r) = row else { return Ok(None) };
+    let detail: Value = serde_json::from_str(r.text(7)?).unwrap_or(Value::Null);
+    let mut components = BTreeMap::new();
+    for (i, k) in [
+        (3, "ledger"),
+        (4, "economy"),
+        (5, "reliability"),
+        (6, "sentinels"),
+    ] {
+        if let Some(v) = r.opt_f64(i)? {
+            components.insert(k.to_string(), v);
+        }
+    }
+    Ok(Some(Snapshot {
+        at_ms: r.i64(0)?,
+        gi: r.opt_f64(1)?,
+        mii: r.opt_f64(2)?,
+        twa_30d: detail["twa_30d"].as_f64(),
+        components,
+        checks: detail["checks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| CheckRow {
+                        name: c["name"].as_str().unwrap_or("").to_string(),
+                        status: match c["status"].as_str() {
+                            Some("pass") => "pass",
+                            Some("fail") => "fail",
+                            _ => "warn",
+                        },
+                        observed: c["observed"].clone(),
+                        threshold: c["threshold"].clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        recommendations: Vec::new(),
+        services: Vec::new(),
+        disk_used_ratio: None,
+        ledger_bad_index: None,
+        sample_ms: 0.0,
+    }))
+}
+
+impl StoredIntegrity {
+    pub fn start(
+        pool: Pool,
+        automation: Arc<Automation>,
+        stale_after: Duration,
+    ) -> Arc<StoredIntegrity> {
+        let s = Arc::new(StoredIntegrity {
+            latest: RwLock::new(None),
+            automation,
+            stale_after_ms: stale_after.as_millis() as i64,
         });
-        (g.is_some_and(|v| v >= GI_THRESHOLD), body)
+        let weak = Arc::downgrade(&s);
+        tokio::spawn(async move {
+            loop {
+                let Some(s) = weak.upgrade() else { return };
+                let p = pool.clone();
+                if let Ok(Ok(snap)) = tokio::task::spawn_blocking(move || p.with(load_latest)).await
+                {
+                    *s.latest.write().unwrap_or_else(|p| p.into_inner()) = snap;
+                }
+                drop(s);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        s
+    }
+
+    fn fresh(&self) -> Option<Snapshot> {
+        let snap = self
+            .latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        snap.filter(|s| now_ms() - s.at_ms <= self.stale_after_ms)
+    }
+}
+
+impl mobius_http::health::IntegritySource for StoredIntegrity {
+    fn healthz_fields(&self) -> serde_json::Map<String, Value> {
+        gi_fields(self.fresh().as_ref())
+    }
+
+    fn integrity_check(&self, service: &str) -> (bool, Value) {
+        check_body(
+            service,
+            self.fresh().as_ref(),
+            &self.automation.state(),
+            "No recent integrity sample in the store: is the portal (integrity monitor) running?",
+        )
     }
 }
 
