@@ -35,6 +35,7 @@ use mobius_core::note::NoteSigner;
 use mobius_core::time::{now_ms, rfc3339_ms};
 use mobius_http::auth::{self, Authenticator, Role};
 use mobius_http::health::Health;
+use mobius_http::ratelimit::{RateLimitConfig, RateLimitLayerState, RateLimiter};
 use mobius_ledger::{Ledger, LedgerConfig, routes};
 use mobius_ops::automation::Automation;
 use mobius_ops::incidents::Incidents;
@@ -65,8 +66,9 @@ pub struct BenchOpts {
     /// Background single-entry appends per second during the health phase (0: none)
     #[arg(long, default_value_t = 2000)]
     pub append_rate: u64,
-    /// Connections the background writer spreads its appends over
-    #[arg(long, default_value_t = 16)]
+    /// Connections the background writer spreads its appends over, each with its own token
+    /// (the per-token write limit of `mobius up` is 100/s)
+    #[arg(long, default_value_t = 32)]
     pub append_connections: usize,
     /// Ledger sizes at which the monitor's sample cost is measured, comma-separated
     /// [default: 10000,100000,1000000; 10000,100000 with --quick]
@@ -118,6 +120,12 @@ impl Settings {
         }
         if !(1..=256).contains(&o.append_connections) {
             return Err("--append-connections must be 1 to 256".into());
+        }
+        let per_token = RateLimitConfig::default().write.per_second;
+        if o.append_rate as f64 / o.append_connections as f64 > per_token {
+            return Err(format!(
+                "--append-rate / --append-connections must be at most {per_token}: each writer connection has its own token, and the rate limiter admits {per_token} writes/s per token"
+            ));
         }
         let mut sizes = if o.sizes.is_empty() {
             if q {
@@ -384,6 +392,21 @@ struct Stack {
     servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// The rate limiter `mobius up` puts on every service (default limits; health routes are
+/// never limited). Its security-event hook belongs to the Citizen Shield and is left out: it
+/// acts only on 401, 403 and 429 answers, and none occur here.
+fn protect(h: &Arc<Health>) {
+    let limiter = RateLimiter::new(RateLimitConfig::default());
+    h.set_rate_limit(RateLimitLayerState {
+        limiter: limiter.clone(),
+        auth_paths: Arc::new(Vec::new()),
+        on_limited: None,
+    });
+    let label = format!("service=\"{}\"", h.service);
+    h.metrics
+        .add_collector(Box::new(move |out| limiter.render_metrics(out, &label)));
+}
+
 /// ledger-api and the portal with the integrity monitor, wired as `serve_all` wires them.
 async fn start_stack(
     o: &Opened,
@@ -423,6 +446,7 @@ async fn start_stack(
 
     let mut servers = Vec::new();
     let ledger_health = Health::new(mobius_ledger::SERVICE);
+    protect(&ledger_health);
     mobius_http::health::spawn_store_probe(
         ledger_health.clone(),
         o.ledger.pool.clone(),
@@ -450,6 +474,7 @@ async fn start_stack(
     )));
 
     let health = Health::new(mobius_ops::portal::SERVICE);
+    protect(&health);
     mobius_http::health::spawn_store_probe(
         health.clone(),
         ops_pool.clone(),
@@ -722,20 +747,19 @@ struct WriterResult {
     service_ns: Vec<u64>,
 }
 
-/// The background writer: single-entry appends at `rate` per second over `conns`
-/// connections (each sends the next due append; a connection that falls behind sends at
+/// The background writer: single-entry appends at `rate` per second over one connection per
+/// target, each with its own token (each sends the next due append; a connection that falls behind sends at
 /// once, so the rate is held as long as `conns / latency` allows).
 async fn writer(
-    target: Target,
+    targets: Vec<Target>,
     rate: f64,
-    conns: usize,
     t0: Instant,
     start: Instant,
     end: Instant,
 ) -> Result<WriterResult, String> {
-    let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        clients.push(Client::connect(&target).await?);
+    let mut clients = Vec::with_capacity(targets.len());
+    for t in &targets {
+        clients.push(Client::connect(t).await?);
     }
     let ticket = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
@@ -883,6 +907,23 @@ fn health_phase(
     rep: &mut Report,
 ) -> Result<(), String> {
     let o = open_ledger(dir)?;
+    // One token per writer connection, so the per-token write limit is not what is measured.
+    let writer_tokens = {
+        let mut conn = o.store.connect().map_err(|e| e.to_string())?;
+        (0..s.append_connections)
+            .map(|i| {
+                auth::create_token(
+                    &mut conn,
+                    Role::Operator,
+                    &format!("bench-writer-{i}"),
+                    None,
+                    now_ms(),
+                )
+                .map(|t| t.token)
+                .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let srv_rt = runtime("ledger-server", None)?;
     let cli_rt = runtime("bench-client", Some(s.client_threads))?;
     let wr_rt = runtime("bench-writer", Some(1))?;
@@ -901,6 +942,7 @@ fn health_phase(
     let run = cli_rt.block_on(health_load(
         s,
         &o,
+        &writer_tokens,
         &stack,
         &wr_rt,
         machine.disk_name.clone(),
@@ -925,6 +967,7 @@ fn health_phase(
 async fn health_load(
     s: &Settings,
     o: &Opened,
+    writer_tokens: &[String],
     stack: &Stack,
     wr_rt: &tokio::runtime::Runtime,
     disk: Option<String>,
@@ -974,16 +1017,15 @@ async fn health_load(
         s.append_connections
     );
 
-    let writer = (s.append_rate > 0.0).then(|| {
-        wr_rt.spawn(writer(
-            ledger.clone(),
-            s.append_rate,
-            s.append_connections,
-            t0,
-            start,
-            end,
-        ))
-    });
+    let writer_targets: Vec<Target> = writer_tokens
+        .iter()
+        .map(|t| Target {
+            addr: stack.ledger_addr,
+            token: t.clone(),
+        })
+        .collect();
+    let writer = (s.append_rate > 0.0)
+        .then(|| wr_rt.spawn(writer(writer_targets, s.append_rate, t0, start, end)));
 
     // Watch the monitor's samples (it takes one every 10 s).
     let (seen_stop_tx, mut seen_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -2031,7 +2073,7 @@ impl Report {
             (
                 "settings",
                 format!(
-                    "health: {} s measured after {:.0} s warm-up at {}/s ({}/s ledger-api /healthz, {}/s portal /api/integrity-check, {}/s portal /healthz), open loop, latency from the scheduled send time, at most {MAX_CONNS_PER_STREAM} connections per endpoint; background appends {}/s over {} connections; sample cost at {} entries, {} timed samples per series{}; load generator runtime {} thread(s) + a pacing thread, writer runtime 1 thread, server runtime {} worker threads",
+                    "health: {} s measured after {:.0} s warm-up at {}/s ({}/s ledger-api /healthz, {}/s portal /api/integrity-check, {}/s portal /healthz), open loop, latency from the scheduled send time, at most {MAX_CONNS_PER_STREAM} connections per endpoint; background appends {}/s over {} connections with a token each; rate limiter as in `mobius up` (default limits; health routes exempt); sample cost at {} entries, {} timed samples per series{}; load generator runtime {} thread(s) + a pacing thread, writer runtime 1 thread, server runtime {} worker threads",
                     s.measure.as_secs(),
                     s.warmup.as_secs_f64(),
                     report::rate(s.rate * 1.1),
