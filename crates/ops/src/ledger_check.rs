@@ -58,6 +58,8 @@ pub struct LedgerCheck {
     /// Right edge recomputed from leaf data up to the verified size (None until initialised).
     edge: Option<RightEdge>,
     scrub_next: u64,
+    /// End (exclusive) of the current scrub cycle.
+    cycle_end: u64,
     scrub_cycles: u64,
     /// Indexes (or stored-hash positions, as record indexes) that failed and are re-checked.
     bad: BTreeSet<u64>,
@@ -139,6 +141,7 @@ impl LedgerCheck {
             verified: None,
             edge: None,
             scrub_next: 0,
+            cycle_end: 0,
             scrub_cycles: 0,
             bad: BTreeSet::new(),
             global_failure: None,
@@ -350,13 +353,20 @@ impl LedgerCheck {
                 self.bad.remove(&i);
             }
         }
+        // A cycle covers [0, cycle_end), fixed when the cycle starts: entries sealed later are
+        // re-hashed as they arrive and join the next cycle. (Chasing the growing head instead
+        // would never wrap back to old records on a ledger that takes appends.)
         let limit = self.verified.map_or(0, |v| v.0);
         if limit > 0 {
-            if self.scrub_next >= limit {
+            if self.cycle_end == 0 {
+                self.cycle_end = limit;
+            }
+            if self.scrub_next >= self.cycle_end {
                 self.scrub_next = 0;
                 self.scrub_cycles += 1;
+                self.cycle_end = limit;
             }
-            let to = (self.scrub_next + self.scrub_per_sample).min(limit);
+            let to = (self.scrub_next + self.scrub_per_sample).min(self.cycle_end);
             let found = Self::scrub_range(c, self.scrub_next, to)?;
             scrubbed = to - self.scrub_next;
             self.bad.extend(found.iter().copied());
