@@ -403,7 +403,7 @@ impl Monitor {
                 "gi": snap.gi, "mii": snap.mii, "twa_30d": snap.twa_30d, "components": snap.components,
                 "at": rfc3339_ms(now), "ledger_verified_size": ledger_sample.verified_size,
             });
-            attest(
+            let attested = attest(
                 &self.ledger,
                 "integrity.sample",
                 MONITOR_SOURCE,
@@ -412,26 +412,42 @@ impl Monitor {
                     store_sample(c, &s2).map_err(mobius_http::ApiError::from)
                 })),
             )
-            .await
-            .map_err(|e| StoreError::other(e.to_string()))?;
-            self.last_attested_ms.store(now as u64, Ordering::Release);
+            .await;
+            match attested {
+                Ok(_) => self.last_attested_ms.store(now as u64, Ordering::Release),
+                Err(e) => mobius_http::log::error(
+                    "attesting the integrity sample failed",
+                    &[("error", json!(e.to_string()))],
+                ),
+            }
         } else {
-            let (pool, s2) = (self.pool.clone(), snap.clone());
-            tokio::task::spawn_blocking(move || {
-                pool.with(|c| {
-                    store_sample(c, &s2)?;
-                    // Retention: keep 35 days.
-                    if s2.at_ms % 3_600_000 < 10_000 {
-                        c.execute(
-                            "DELETE FROM integrity_samples WHERE at_ms < $1",
-                            &[Param::Int(s2.at_ms - SAMPLE_RETENTION_MS)],
-                        )?;
-                    }
-                    Ok::<_, StoreError>(())
-                })
-            })
-            .await
-            .map_err(|e| StoreError::other(e.to_string()))??;
+            // Through the sequencer: a separate SQLite writer would queue behind its group
+            // commits for seconds on a busy ledger (measured), stalling the sample.
+            let s2 = snap.clone();
+            let stored = self
+                .ledger
+                .append_with(
+                    Vec::new(),
+                    Some(Box::new(move |c: &mut Conn, _: &[_]| {
+                        store_sample(c, &s2)?;
+                        // Retention: keep 35 days.
+                        if s2.at_ms % 3_600_000 < 10_000 {
+                            c.execute(
+                                "DELETE FROM integrity_samples WHERE at_ms < $1",
+                                &[Param::Int(s2.at_ms - SAMPLE_RETENTION_MS)],
+                            )?;
+                        }
+                        Ok(())
+                    })),
+                )
+                .await;
+            if let Err(e) = stored {
+                // Never skip alert evaluation because a sample could not be stored.
+                mobius_http::log::error(
+                    "storing the integrity sample failed",
+                    &[("error", json!(e.to_string()))],
+                );
+            }
         }
 
         // Alerts.
@@ -465,9 +481,13 @@ impl Monitor {
     }
 
     async fn handle_transitions(&self, transitions: &[Transition]) {
-        let (pool, rows) = (self.pool.clone(), transitions.to_vec());
-        let _ = tokio::task::spawn_blocking(move || {
-            pool.with(|c| {
+        // History goes through the sequencer (no separate writer waiting for SQLite's lock).
+        let rows = transitions.to_vec();
+        let history = self
+            .ledger
+            .append_with(
+                Vec::new(),
+                Some(Box::new(move |c: &mut Conn, _: &[_]| {
                 for t in &rows {
                     let a = &t.alert;
                     c.execute(
@@ -487,10 +507,16 @@ impl Monitor {
                         ],
                     )?;
                 }
-                Ok::<_, StoreError>(())
-            })
-        })
-        .await;
+                Ok(())
+            })),
+            )
+            .await;
+        if let Err(e) = history {
+            mobius_http::log::error(
+                "recording alert history failed",
+                &[("error", json!(e.to_string()))],
+            );
+        }
         for t in transitions {
             let level = if t.to == AlertState::Firing {
                 mobius_http::log::Level::Warn
