@@ -418,8 +418,7 @@ fn rate_limit_trips_and_recovers() {
         "burst 3 at 2/s must refuse some of 6 quick requests: {:?}",
         statuses.iter().map(|r| r.status).collect::<Vec<_>>()
     );
-    let e = limited[0].assert_error(429, "rate_limited");
-    let _ = e;
+    limited[0].assert_error(429, "rate_limited");
     assert!(
         limited[0]
             .header("retry-after")

@@ -4,7 +4,6 @@
 //! in the same transaction. [`Automation::guard`] is the one check every guarded operation
 //! calls; it reads memory only.
 
-use crate::attest::attest;
 use mobius_core::integrity::GI_THRESHOLD;
 use mobius_core::time::{now_ms, rfc3339_ms};
 use mobius_http::ApiError;
@@ -153,16 +152,17 @@ impl Automation {
             p.extend(e.clone());
         }
         let stored = next.clone();
-        attest(
-            &self.ledger,
-            entry_type,
-            source,
-            payload,
-            Some(Box::new(move |c: &mut Conn, _: &[_]| {
-                write_state(c, &stored).map_err(ApiError::from)
-            })),
-        )
-        .await?;
+        self.ledger
+            .attest(
+                entry_type,
+                None,
+                source,
+                payload,
+                Some(Box::new(move |c: &mut Conn, _: &[_]| {
+                    write_state(c, &stored).map_err(ApiError::from)
+                })),
+            )
+            .await?;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         mobius_http::log::warn(
             if next.halted {

@@ -3,7 +3,6 @@
 //! transaction as the row it changes; nothing is ever rewritten — a new post-mortem text is a
 //! new attested update (visible repairs).
 
-use crate::attest::attest;
 use mobius_core::time::rfc3339_ms;
 use mobius_http::ApiError;
 use mobius_ledger::Ledger;
@@ -201,9 +200,9 @@ impl Incidents {
             "summary": req.summary, "opened_by": opened_by, "alert_id": alert_id,
         });
         let (rid, by) = (id.clone(), opened_by.to_string());
-        attest(
-            &self.ledger,
+        self.ledger.attest(
             "ops.incident_opened",
+            None,
             source,
             payload,
             Some(Box::new(move |c: &mut Conn, _: &[_]| {
@@ -285,9 +284,9 @@ impl Incidents {
         }
         let now = mobius_core::time::now_ms();
         let (rid, by, t) = (id.to_string(), author.to_string(), text.clone());
-        attest(
-            &self.ledger,
+        self.ledger.attest(
             entry_type,
+            None,
             source,
             json!({"incident": id, "author": author, "text": text}),
             Some(Box::new(move |c: &mut Conn, _: &[_]| {

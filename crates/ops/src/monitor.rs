@@ -8,7 +8,7 @@
 use crate::alerts::{
     AlertEngine, AlertState, Observations, ServiceObservation, Severity, Transition,
 };
-use crate::attest::{MONITOR_SOURCE, attest};
+use crate::attest::MONITOR_SOURCE;
 use crate::automation::Automation;
 use crate::incidents::Incidents;
 use crate::ledger_check::{CheckRow, LedgerCheck};
@@ -403,16 +403,18 @@ impl Monitor {
                 "gi": snap.gi, "mii": snap.mii, "twa_30d": snap.twa_30d, "components": snap.components,
                 "at": rfc3339_ms(now), "ledger_verified_size": ledger_sample.verified_size,
             });
-            let attested = attest(
-                &self.ledger,
-                "integrity.sample",
-                MONITOR_SOURCE,
-                payload,
-                Some(Box::new(move |c: &mut Conn, _: &[_]| {
-                    store_sample(c, &s2).map_err(mobius_http::ApiError::from)
-                })),
-            )
-            .await;
+            let attested = self
+                .ledger
+                .attest(
+                    "integrity.sample",
+                    None,
+                    MONITOR_SOURCE,
+                    payload,
+                    Some(Box::new(move |c: &mut Conn, _: &[_]| {
+                        store_sample(c, &s2).map_err(mobius_http::ApiError::from)
+                    })),
+                )
+                .await;
             match attested {
                 Ok(_) => self.last_attested_ms.store(now as u64, Ordering::Release),
                 Err(e) => mobius_http::log::error(
